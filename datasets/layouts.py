@@ -28,7 +28,7 @@ class Layout:
     def flip_order(self) -> list[int]:
         """Joint permutation applied by a horizontal flip."""
         order = list(range(self.num_joints))
-        for a, b in zip(self.left, self.right):
+        for a, b in zip(self.left, self.right, strict=True):
             order[a], order[b] = b, a
         return order
 
