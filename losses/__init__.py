@@ -1,0 +1,21 @@
+"""Losses: TCL's instance/group contrastive losses, pseudo-label loss and their weighted sum."""
+
+from losses.contrastive import (
+    group_contrastive_loss,
+    instance_contrastive_loss,
+    nt_xent,
+    pseudo_label_loss,
+    pseudo_labels,
+    shared_groups,
+    total_loss,
+)
+
+__all__ = [
+    "group_contrastive_loss",
+    "instance_contrastive_loss",
+    "nt_xent",
+    "pseudo_label_loss",
+    "pseudo_labels",
+    "shared_groups",
+    "total_loss",
+]
