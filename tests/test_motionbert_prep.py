@@ -1,0 +1,287 @@
+"""Tests of datasets/motionbert_prep.py against MotionBERT's own outputs (tests/fixtures/motionbert_data/)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets.motionbert_prep import (
+    coco2h36m,
+    crop_scale,
+    human_tracking,
+    make_cam,
+    motionbert_clip,
+    prepare_motion,
+    random_move,
+    resample,
+    track_swaps,
+)
+
+DATA = Path(__file__).resolve().parent / "fixtures" / "motionbert_data"
+CASES = json.loads((DATA / "cases.json").read_text())
+NAMES = sorted(CASES)
+SWAP_CASE = "S002C001P004R002A055"  # identities swap at frame 20; per-person score ranges are distinct
+ATOL = 1e-6  # README tolerance on `motion` and `item`
+
+
+def _golden(name: str) -> dict[str, np.ndarray]:
+    return dict(np.load(DATA / f"{name}.npz"))
+
+
+def _img_shape(name: str) -> tuple[int, int]:
+    return tuple(CASES[name]["img_shape"])
+
+
+def _golden_swapped_frames(g: dict[str, np.ndarray]) -> np.ndarray:
+    """(F,) bool: frames where upstream's tracking exchanged the persons, read off the golden arrays."""
+    cam, tracked = g["make_cam"].astype(np.float64), g["human_tracking"]
+    same = np.all(tracked == cam, axis=(0, 2, 3))
+    crossed = np.all(tracked == cam[::-1], axis=(0, 2, 3))
+    assert np.all(same | crossed)
+    return crossed & ~same
+
+
+def _swap_scores(a: np.ndarray, swapped_out_frames: np.ndarray) -> np.ndarray:
+    """Exchange the score channel of persons 0 and 1 of a (2, T, 17, 3) clip in the given frames."""
+    out = a.copy()
+    out[:, swapped_out_frames, :, 2] = a[::-1][:, swapped_out_frames, :, 2]
+    return out
+
+
+# ---------------------------------------------------------------- intermediate arrays, per golden case
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resample_ids_exact(name):
+    g = _golden(name)
+    ids = resample(CASES[name]["total_frames"], 243, randomness=False)
+    assert ids.dtype == np.int64
+    np.testing.assert_array_equal(ids, g["resample_ids"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_make_cam_float16(name):
+    g = _golden(name)
+    cam = make_cam(g["keypoint"], _img_shape(name))
+    assert cam.dtype == np.float16
+    np.testing.assert_array_equal(cam, g["make_cam"])
+    # numpy-integer sizes must not promote the float16 arithmetic either
+    np.testing.assert_array_equal(make_cam(g["keypoint"], np.array(_img_shape(name))), g["make_cam"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_human_tracking(name):
+    g = _golden(name)
+    tracked = human_tracking(g["make_cam"])
+    assert tracked.dtype == g["human_tracking"].dtype
+    np.testing.assert_array_equal(tracked, g["human_tracking"])
+    if CASES[name]["persons"] == 2:
+        np.testing.assert_array_equal(track_swaps(g["make_cam"]), _golden_swapped_frames(g))
+
+
+def test_tracking_finds_the_swap():
+    swapped = track_swaps(_golden(SWAP_CASE)["make_cam"])
+    np.testing.assert_array_equal(np.flatnonzero(swapped), np.arange(20, 50))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_coco2h36m(name):
+    g = _golden(name)
+    y = coco2h36m(g["human_tracking"])
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, g["coco2h36m"], rtol=0, atol=1e-12)
+
+
+def test_coco2h36m_joint_map():
+    x = np.arange(17 * 2, dtype=np.float64).reshape(1, 1, 17, 2)
+    y = coco2h36m(x)[0, 0]
+    mid = lambda a, b: (x[0, 0, a] + x[0, 0, b]) / 2  # noqa: E731
+    np.testing.assert_array_equal(y[0], mid(11, 12))  # root = mid-hip
+    np.testing.assert_array_equal(y[8], mid(5, 6))  # neck = mid-shoulder
+    np.testing.assert_array_equal(y[7], (mid(11, 12) + mid(5, 6)) / 2)  # belly
+    np.testing.assert_array_equal(y[10], mid(1, 2))  # head = mid-eyes
+    for h36m, coco in [(1, 12), (2, 14), (3, 16), (4, 11), (5, 13), (6, 15), (9, 0), (11, 5), (16, 10)]:
+        np.testing.assert_array_equal(y[h36m], x[0, 0, coco])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_crop_scale_on_golden_motion(name):
+    g = _golden(name)
+    item = crop_scale(g["motion"], (2, 2))
+    assert item.dtype == np.float32
+    np.testing.assert_allclose(item, g["item"], rtol=0, atol=ATOL)
+
+
+# ---------------------------------------------------------------- the whole path
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_upstream_mode_matches_golden_everywhere(name):
+    g = _golden(name)
+    kp, score = g["keypoint"], g["keypoint_score"]
+    motion = prepare_motion(kp, score, _img_shape(name), g["resample_ids"], upstream_score_bug=True)
+    np.testing.assert_allclose(motion, g["motion"], rtol=0, atol=ATOL)
+    item = motionbert_clip(kp, score, _img_shape(name), upstream_score_bug=True)
+    assert item.shape == (2, 243, 17, 3) and item.dtype == np.float32
+    np.testing.assert_allclose(item, g["item"], rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != SWAP_CASE])
+def test_fixed_scores_unchanged_without_swaps(name):
+    g = _golden(name)
+    kp, score = g["keypoint"], g["keypoint_score"]
+    motion = prepare_motion(kp, score, _img_shape(name), g["resample_ids"])
+    np.testing.assert_allclose(motion, g["motion"], rtol=0, atol=ATOL)
+    np.testing.assert_allclose(motionbert_clip(kp, score, _img_shape(name)), g["item"], rtol=0, atol=ATOL)
+
+
+def test_fixed_scores_follow_their_person():
+    g = _golden(SWAP_CASE)
+    kp, score = g["keypoint"], g["keypoint_score"]
+    swapped_out = _golden_swapped_frames(g)[g["resample_ids"]]  # (243,)
+    assert swapped_out.any() and not swapped_out.all()
+    for key, out in [
+        ("motion", prepare_motion(kp, score, _img_shape(SWAP_CASE), g["resample_ids"])),
+        ("item", motionbert_clip(kp, score, _img_shape(SWAP_CASE))),
+    ]:
+        np.testing.assert_allclose(out[..., :2], g[key][..., :2], rtol=0, atol=ATOL)
+        np.testing.assert_allclose(out, _swap_scores(g[key], swapped_out), rtol=0, atol=ATOL)
+        # each tracked person now keeps one score range ([0.3, 0.6) or [0.7, 1.0)) over the whole clip
+        for person in out[..., 2]:
+            assert np.all(person < 0.65) or np.all(person > 0.65)
+    # upstream's scores jump between the ranges where the identities swap
+    assert not (np.all(g["item"][0, ..., 2] < 0.65) or np.all(g["item"][0, ..., 2] > 0.65))
+
+
+def test_all_zero_scores_give_zeros():
+    g = _golden("S003C001P005R001A010")
+    item = motionbert_clip(g["keypoint"], g["keypoint_score"], _img_shape("S003C001P005R001A010"))
+    np.testing.assert_array_equal(item, np.zeros((2, 243, 17, 3), np.float32))
+
+
+def test_crop_scale_needs_four_valid_joints():
+    rng = np.random.default_rng(0)
+    motion = np.concatenate([rng.uniform(-1, 1, (2, 5, 17, 2)), np.zeros((2, 5, 17, 1))], -1)
+    motion[0, 1, [2, 5, 9], 2] = 0.5  # 3 valid joints
+    np.testing.assert_array_equal(crop_scale(motion, (2, 2)), 0)
+    motion[1, 4, 0, 2] = 0.5  # 4 valid joints: normalised by their box
+    out = crop_scale(motion, (1, 1))
+    valid = out[out[..., 2] != 0][:, :2]
+    side = max(np.ptp(valid[:, 0]), np.ptp(valid[:, 1]))
+    np.testing.assert_allclose(side, 2.0, atol=1e-6)  # the box's long side spans [-1, 1] at ratio 1
+
+
+# ---------------------------------------------------------------- no mutation, train mode
+
+
+@pytest.mark.parametrize("test_mode", [True, False])
+def test_inputs_never_mutated(test_mode):
+    g = _golden(SWAP_CASE)
+    kp, score = g["keypoint"].copy(), g["keypoint_score"].copy()
+    kp.setflags(write=False)
+    score.setflags(write=False)  # any in-place write raises
+    first = motionbert_clip(kp, score, (1080, 1920), test_mode=test_mode, rng=np.random.default_rng(3))
+    second = motionbert_clip(kp, score, (1080, 1920), test_mode=test_mode, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(kp, g["keypoint"])
+    np.testing.assert_array_equal(score, g["keypoint_score"])
+    np.testing.assert_array_equal(first, second)  # nothing accumulated between calls
+
+
+def test_augmentations_do_not_mutate_the_stored_clip():
+    # Upstream's random_move writes through a view into the dataset's stored clip.
+    stored = _golden(SWAP_CASE)["motion"]
+    before = stored.copy()
+    moved = random_move(stored, np.random.default_rng(0))
+    crop_scale(moved, (1, 3), np.random.default_rng(0))
+    crop_scale(stored, (1, 3), np.random.default_rng(0))
+    np.testing.assert_array_equal(stored, before)
+    assert not np.array_equal(moved[..., :2], stored[..., :2])
+    np.testing.assert_array_equal(moved[..., 2], stored[..., 2])  # scores untouched
+
+
+def test_random_move_identity_and_rotation():
+    motion = _golden(SWAP_CASE)["motion"]
+    rng = np.random.default_rng(0)
+    same = random_move(motion, rng, angle_range=(0, 0), scale_range=(1, 1), translate_range=(0, 0))
+    np.testing.assert_allclose(same, motion, atol=1e-7)
+    quarter = random_move(motion, rng, angle_range=(90, 90), scale_range=(2, 2), translate_range=(0.5, 0.5))
+    np.testing.assert_allclose(quarter[..., 0], -2 * motion[..., 1] + 0.5, atol=1e-6)
+    np.testing.assert_allclose(quarter[..., 1], 2 * motion[..., 0] + 0.5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_train_mode_shape_and_determinism(name):
+    g = _golden(name)
+    kp, score = g["keypoint"], g["keypoint_score"]
+
+    def run(seed: int, clip_len: int = 243) -> np.ndarray:
+        return motionbert_clip(
+            kp, score, (1080, 1920), clip_len, test_mode=False, rng=np.random.default_rng(seed)
+        )
+
+    a, b, c = run(0), run(0), run(1)
+    assert a.shape == (2, 243, 17, 3) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert np.all(np.abs(a) <= 1)
+    if score.any():  # all-zero scores give all-zero clips whatever the draw
+        assert not np.array_equal(a, c)
+    assert run(0, clip_len=16).shape == (2, 16, 17, 3)  # a clip longer than the target
+
+
+@pytest.mark.parametrize("ori_len, target_len", [(40, 243), (243, 243), (300, 243), (1000, 16), (1, 5)])
+def test_resample_train_mode(ori_len, target_len):
+    ids = resample(ori_len, target_len, randomness=True, rng=np.random.default_rng(0))
+    again = resample(ori_len, target_len, randomness=True, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(ids, again)
+    assert ids.dtype == np.int64 and ids.shape == (target_len,)
+    assert ids.min() >= 0 and ids.max() <= ori_len - 1
+    assert np.all(np.diff(ids) >= 0)
+    even = np.linspace(0, ori_len, target_len, endpoint=False)
+    if ori_len < target_len:  # floor or ceil of the even position (sorting keeps the multiset)
+        assert np.all(
+            (ids == np.clip(np.floor(even), 0, ori_len - 1)) | (ids == np.clip(np.ceil(even), 0, ori_len - 1))
+        )
+    else:  # one frame from each of target_len equal segments
+        assert np.all((ids >= np.floor(even)) & (ids < even + ori_len / target_len))
+    if ori_len == target_len:
+        np.testing.assert_array_equal(ids, np.arange(ori_len))
+
+
+def test_resample_train_mode_varies():
+    draws = {tuple(resample(40, 243, True, np.random.default_rng(s))) for s in range(5)}
+    assert len(draws) > 1
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _err(fn, *args, **kwargs) -> str:
+    with pytest.raises(ValueError) as info:
+        fn(*args, **kwargs)
+    msg = str(info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_input_validation():
+    g = _golden("S001C001P001R001A050")
+    kp, score = g["keypoint"], g["keypoint_score"]
+    _err(motionbert_clip, kp[..., :1], score, (1080, 1920))
+    _err(motionbert_clip, kp[:, :, :16], score[:, :, :16], (1080, 1920))
+    _err(motionbert_clip, np.concatenate([kp, kp[:1]]), np.concatenate([score, score[:1]]), (1080, 1920))
+    _err(motionbert_clip, kp, score[:, :-1], (1080, 1920))
+    _err(motionbert_clip, kp[:, :0], score[:, :0], (1080, 1920))
+    bad = kp.copy()
+    bad[1, 3, 4, 0] = np.nan
+    assert "non-finite" in _err(motionbert_clip, bad, score, (1080, 1920))
+    bad_score = score.astype(np.float32)
+    bad_score[0, 0, 0] = np.inf
+    assert "non-finite" in _err(motionbert_clip, kp, bad_score, (1080, 1920))
+    _err(motionbert_clip, kp, score, (0, 1920))
+    _err(motionbert_clip, kp, score, (1080,))
+    assert "rng" in _err(motionbert_clip, kp, score, (1080, 1920), test_mode=False)
+    assert "rng" in _err(resample, 40, 243, True)
+    _err(resample, 0, 243, False)
+    _err(crop_scale, g["motion"], (3, 1))
+    _err(prepare_motion, kp, score, (1080, 1920), np.array([0, 40]))
