@@ -1,0 +1,222 @@
+"""pyskl annotation files: load, validate once, and pack into one contiguous keypoint store.
+
+The pyskl format is a pickled dict::
+
+    {'split': {name: [frame_dir, ...]},
+     'annotations': [{'frame_dir': str, 'label': int, 'img_shape': (h, w), 'original_shape': (h, w),
+                      'total_frames': T, 'keypoint': (M, T, V, C), 'keypoint_score': (M, T, V)}, ...]}
+
+2D files (C=2, pixels) carry `keypoint_score`; 3D files (C=3, metres) have none.
+
+Why a packed store: a list of per-sample dicts of small numpy arrays is touched (refcounts) by every
+DataLoader worker and so copied into each of them; memory then grows with `-j`. One contiguous array
+plus offsets is shared copy-on-write after fork and pickles in one piece.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file or sample; the message names the sample and the problem."""
+
+
+def load_pickle(path: str | Path) -> dict:
+    """Read a pyskl annotation pickle. Fails with one line when the file is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+    except Exception as e:  # truncated or foreign files raise many different types
+        raise AnnotationError(
+            f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?"
+        ) from e
+    if isinstance(data, list):  # some pyskl files are a bare list of annotations with no split
+        data = {"split": {}, "annotations": data}
+    if not isinstance(data, dict) or "annotations" not in data:
+        raise AnnotationError(f"{path}: expected a dict with 'split' and 'annotations' (pyskl format)")
+    data.setdefault("split", {})
+    return data
+
+
+def _check_sample(i: int, ann: dict, num_classes: int | None) -> tuple[int, int]:
+    """Validate one annotation; return its (V, C). Raises AnnotationError naming the sample."""
+    name = ann.get("frame_dir", f"#{i}") if isinstance(ann, dict) else f"#{i}"
+
+    def fail(msg: str) -> None:
+        raise AnnotationError(f"sample {name!r} (index {i}): {msg}")
+
+    if not isinstance(ann, dict):
+        fail(f"expected a dict, got {type(ann).__name__}")
+    for key in ("frame_dir", "label", "keypoint"):
+        if key not in ann:
+            fail(f"missing key {key!r}")
+    kp = ann["keypoint"]
+    if not isinstance(kp, np.ndarray) or kp.ndim != 4:
+        fail(f"'keypoint' must be a numpy array (M, T, V, C), got {getattr(kp, 'shape', type(kp))}")
+    if not np.issubdtype(kp.dtype, np.floating):
+        fail(f"'keypoint' must be floating point, got {kp.dtype}")
+    m, t, v, c = kp.shape
+    if c not in (2, 3):
+        fail(f"'keypoint' last axis must be 2 (x, y) or 3 (x, y, z), got {c}")
+    if m < 1 or t < 1:
+        fail(f"'keypoint' must have at least one person and one frame, got shape {kp.shape}")
+    if "total_frames" in ann and int(ann["total_frames"]) != t:
+        fail(f"'total_frames' is {ann['total_frames']} but 'keypoint' has {t} frames")
+    if not np.isfinite(kp).all():
+        bad = np.argwhere(~np.isfinite(kp))[0]
+        fail(f"non-finite keypoint at [person, frame, joint] = {bad[:3].tolist()}")
+    score = ann.get("keypoint_score")
+    if score is not None:
+        if not isinstance(score, np.ndarray) or score.shape != (m, t, v):
+            fail(f"'keypoint_score' must have shape {(m, t, v)}, got {getattr(score, 'shape', None)}")
+        if not np.isfinite(score).all():
+            fail("non-finite keypoint_score")
+    elif c == 2:
+        fail("2D keypoints need 'keypoint_score' (M, T, V)")
+    if c == 2:
+        shape = ann.get("img_shape")
+        try:
+            valid = len(shape) == 2 and min(shape) > 0
+        except TypeError:  # None, a bare int, ...: anything that is not an (h, w) pair
+            valid = False
+        if not valid:
+            fail(f"2D keypoints need 'img_shape' (h, w) with positive sides, got {shape}")
+    label = ann["label"]
+    if not isinstance(label, (int, np.integer)) or label < 0:
+        fail(f"'label' must be a non-negative integer, got {label!r}")
+    if num_classes is not None and label >= num_classes:
+        fail(f"label {label} is out of range for {num_classes} classes")
+    return v, c
+
+
+@dataclass
+class KeypointStore:
+    """All clips of an annotation file in contiguous arrays.
+
+    keypoint: (sum_i M_i*T_i, V, C) in the file's dtype (often float16), clip i occupying rows
+        offsets[i]:offsets[i+1] laid out as (M_i, T_i).
+    score: (sum_i M_i*T_i, V) float, or None for 3D files without scores.
+    persons, frames: (n,) M_i and T_i. labels: (n,) int64. img_shapes: (n, 2) (h, w), zeros for 3D.
+    names: frame_dir per clip. splits: split name -> indices into the store.
+    """
+
+    keypoint: np.ndarray
+    score: np.ndarray | None
+    offsets: np.ndarray
+    persons: np.ndarray
+    frames: np.ndarray
+    labels: np.ndarray
+    img_shapes: np.ndarray
+    names: list[str]
+    splits: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_joints(self) -> int:
+        return self.keypoint.shape[1]
+
+    @property
+    def coord_dim(self) -> int:
+        """2 for pixel keypoints with scores, 3 for 3D skeletons."""
+        return self.keypoint.shape[2]
+
+    def get(self, i: int) -> dict:
+        """Clip i as read-only views: keypoint (M, T, V, C), keypoint_score (M, T, V), label, img_shape."""
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        m, t = int(self.persons[i]), int(self.frames[i])
+        kp = self.keypoint[lo:hi].reshape(m, t, self.num_joints, self.coord_dim)  # (M, T, V, C)
+        if self.score is not None:
+            score = self.score[lo:hi].reshape(m, t, self.num_joints)  # (M, T, V)
+        else:  # 3D: every joint that is not all-zero counts as seen
+            score = (np.abs(kp).sum(-1) > 0).astype(np.float32)
+        return {
+            "frame_dir": self.names[i],
+            "label": int(self.labels[i]),
+            "img_shape": tuple(int(s) for s in self.img_shapes[i]),
+            "total_frames": t,
+            "keypoint": kp,
+            "keypoint_score": score,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        # Unpickling (DataLoader workers under spawn) makes fresh, writable arrays; keep them read-only
+        # as after packing, so a transform that edits a clip in place fails the same way in every worker.
+        self.__dict__.update(state)
+        for arr in (self.keypoint, self.score):
+            if arr is not None:
+                arr.flags.writeable = False
+
+    def split_indices(self, name: str) -> np.ndarray:
+        if name not in self.splits:
+            known = ", ".join(sorted(self.splits)) or "none"
+            raise KeyError(f"split {name!r} is not in the annotation file; its splits: {known}")
+        return self.splits[name]
+
+
+def pack_annotations(data: dict, num_classes: int | None = None) -> KeypointStore:
+    """Validate every annotation once and pack them into a KeypointStore.
+
+    data: a pyskl dataset dict. num_classes: if given, labels must lie in [0, num_classes).
+    Raises AnnotationError naming the first bad sample, or when joint counts or dimensions are mixed.
+    """
+    anns = data["annotations"]
+    if len(anns) == 0:
+        raise AnnotationError("the annotation file holds no samples")
+    dims = [_check_sample(i, a, num_classes) for i, a in enumerate(anns)]
+    v, c = dims[0]
+    for i, d in enumerate(dims):
+        if d != (v, c):
+            raise AnnotationError(
+                f"sample {anns[i]['frame_dir']!r} has (joints, dims) {d} but the first sample has {(v, c)}"
+            )
+    has_score = all(a.get("keypoint_score") is not None for a in anns)
+    kp_dtype = np.result_type(*[a["keypoint"].dtype for a in anns])
+    persons = np.array([a["keypoint"].shape[0] for a in anns], dtype=np.int64)
+    frames = np.array([a["keypoint"].shape[1] for a in anns], dtype=np.int64)
+    offsets = np.zeros(len(anns) + 1, dtype=np.int64)
+    np.cumsum(persons * frames, out=offsets[1:])
+    keypoint = np.empty((offsets[-1], v, c), dtype=kp_dtype)
+    score = np.empty((offsets[-1], v), dtype=np.float32) if has_score else None
+    for i, a in enumerate(anns):
+        keypoint[offsets[i] : offsets[i + 1]] = a["keypoint"].reshape(-1, v, c)
+        if score is not None:
+            score[offsets[i] : offsets[i + 1]] = a["keypoint_score"].reshape(-1, v)
+    keypoint.flags.writeable = False
+    if score is not None:
+        score.flags.writeable = False
+    names = [str(a["frame_dir"]) for a in anns]
+    index = {n: i for i, n in enumerate(names)}
+    if len(index) != len(names):  # splits refer to clips by name, so a repeated name hides a clip
+        dup = next(n for i, n in enumerate(names) if index[n] != i)
+        raise AnnotationError(f"sample {dup!r} appears more than once in 'annotations'")
+    splits = {}
+    for split, members in data.get("split", {}).items():
+        missing = [m for m in members if m not in index]
+        if missing:
+            raise AnnotationError(
+                f"split {split!r} names {len(missing)} clip(s) absent from 'annotations', e.g. {missing[0]!r}"
+            )
+        splits[split] = np.array([index[m] for m in members], dtype=np.int64)
+    # 2D shapes were validated above; 3D files may omit img_shape or hold None, and do not need it.
+    img_shapes = np.array([tuple(a["img_shape"]) if c == 2 else (0, 0) for a in anns], dtype=np.int64)
+    return KeypointStore(
+        keypoint=keypoint,
+        score=score,
+        offsets=offsets,
+        persons=persons,
+        frames=frames,
+        labels=np.array([int(a["label"]) for a in anns], dtype=np.int64),
+        img_shapes=img_shapes,
+        names=names,
+        splits=splits,
+    )
