@@ -218,8 +218,8 @@ def pseudo_label_loss(logits_weak: Tensor, logits_strong: Tensor, threshold: flo
 
 def total_loss(
     ce: Tensor,
-    instance: Tensor,
-    group: Tensor,
+    instance: Tensor | None,
+    group: Tensor | None,
     pseudo: Tensor | None = None,
     *,
     gamma: float,
@@ -233,8 +233,8 @@ def total_loss(
 
     Args:
         ce: scalar cross-entropy on the labelled samples.
-        instance: scalar instance contrastive loss.
-        group: scalar group contrastive loss.
+        instance: scalar instance contrastive loss, or None when not computed (this stage or flags).
+        group: scalar group contrastive loss, or None when not computed.
         pseudo: scalar pseudo-label loss, only in the fine-tuning stage.
         gamma: weight of the instance loss.
         gamma2: weight of the group loss.
@@ -243,7 +243,11 @@ def total_loss(
     Returns:
         Scalar loss tensor.
     """
-    loss = ce + gamma * instance + gamma2 * group
+    loss = ce
+    if instance is not None:
+        loss = loss + gamma * instance
+    if group is not None:
+        loss = loss + gamma2 * group
     if pseudo is not None:
         if gamma_finetune is None:
             raise ValueError("total_loss: a pseudo-label loss was given without gamma_finetune")

@@ -1,0 +1,195 @@
+"""The torch Dataset: keypoint clips only (frame sampling, noise, compaction, resize/crop, flip).
+
+Pixels are not made here: the training loop renders heatmap volumes for the whole batch on its
+device (utils/render.py). Each item is a dict of small arrays::
+
+    keypoint        float32 (S, M, T, V, 2)  S = num_clips views, M = max_persons (zero-padded)
+    keypoint_score  float32 (S, M, T, V)
+    noisy_keypoint, noisy_keypoint_score     the same frames with joint noise (training, when asked)
+    label           int64 ()
+    index           int64 ()  position in the store
+
+For MotionBERT (`pipeline='motionbert'`) the keypoints are its normalised model input instead:
+`keypoint` float32 (S, 2, clip_len, 17, 3) (x, y, score) and no `keypoint_score`.
+
+Randomness: a training item draws from a generator seeded by (seed, epoch, index), so the data do
+not depend on the number of workers and a resumed run sees the same clips. Evaluation noise comes
+from `eval_noise_rng(alpha, index)`, identical for every model and run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from datasets.annotations import KeypointStore
+from datasets.layouts import Layout
+from datasets.motionbert_prep import motionbert_clip
+from datasets.noise import add_joint_noise, eval_noise_rng
+from datasets.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
+
+PIPELINES = ("pose", "motionbert")
+
+
+def _top_persons(kp: np.ndarray, score: np.ndarray, max_persons: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep at most `max_persons` persons (those with the highest total score) and zero-pad to it.
+
+    kp (M, T, V, C), score (M, T, V) -> (max_persons, T, V, C), (max_persons, T, V).
+    """
+    m = kp.shape[0]
+    if m > max_persons:
+        keep = np.sort(np.argsort(-score.sum(axis=(1, 2)), kind="stable")[:max_persons])
+        return kp[keep], score[keep]
+    if m < max_persons:
+        pad = max_persons - m
+        kp = np.concatenate([kp, np.zeros((pad, *kp.shape[1:]), kp.dtype)])
+        score = np.concatenate([score, np.zeros((pad, *score.shape[1:]), score.dtype)])
+    return kp, score
+
+
+class SkeletonClips(Dataset):
+    """Clips of a KeypointStore for training or evaluation.
+
+    store, indices: the packed annotations and the clips of this split.
+    pipeline: 'pose' (PoseConv3D / TSM: pyskl's UniformSampleFrames -> PoseCompact -> Resize ...)
+        or 'motionbert' (MotionBERT's resample -> camera normalisation -> tracking -> crop_scale).
+    train: random sampling and augmentation; otherwise pyskl's deterministic test sampling.
+    clip_len, num_clips, input_size: frames per clip, views per item (test), output side in pixels.
+    noise_alpha: strength of the noisy view (training) or of the evaluation corruption (eval).
+    noisy_view: also return a noisy view of the same frames (training with contrastive losses).
+    layout: joint layout (flip pairs). seed: base seed. max_persons: persons per clip after padding.
+    """
+
+    def __init__(
+        self,
+        store: KeypointStore,
+        indices: np.ndarray,
+        *,
+        pipeline: str,
+        train: bool,
+        clip_len: int,
+        layout: Layout,
+        num_clips: int = 1,
+        input_size: int = 56,
+        noise_alpha: float = 0.0,
+        noisy_view: bool = False,
+        seed: int = 0,
+        max_persons: int = 2,
+    ) -> None:
+        if pipeline not in PIPELINES:
+            raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
+        if store.coord_dim != 2:
+            raise ValueError(
+                f"the {pipeline} input path needs 2D keypoints (x, y pixels with scores), but this annotation "
+                f"file has {store.coord_dim}D keypoints: use the 2D file (e.g. ntu60_hrnet.pkl)"
+            )
+        if train and num_clips != 1:
+            raise ValueError("training samples one clip per item; num_clips > 1 is for evaluation")
+        self.store, self.indices = store, np.asarray(indices, dtype=np.int64)
+        self.pipeline, self.train, self.layout = pipeline, train, layout
+        self.clip_len, self.num_clips, self.input_size = clip_len, num_clips, input_size
+        self.noise_alpha, self.noisy_view = float(noise_alpha), noisy_view
+        self.seed, self.max_persons, self.epoch = seed, max_persons, 0
+        if pipeline == "pose":
+            full = (
+                pose_train_pipeline(clip_len, input_size=input_size, layout=layout)
+                if train
+                else pose_test_pipeline(clip_len, num_clips=num_clips, input_size=input_size)
+            )
+            self.sample, self.geometry = split_sampling(full)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Training items depend on the epoch; call before iterating (workers copy the dataset then)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def labels(self) -> np.ndarray:
+        return self.store.labels[self.indices]
+
+    def __getitem__(self, i: int) -> dict:
+        index = int(self.indices[i])
+        clip = self.store.get(index)
+        if self.train:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            noise_rng = rng
+        else:
+            rng = np.random.default_rng([self.seed, index])
+            noise_rng = eval_noise_rng(self.noise_alpha, index)
+        if self.pipeline == "pose":
+            views = self._pose_views(clip, rng, noise_rng)
+        else:
+            views = self._motionbert_views(clip, rng, noise_rng)
+        views["label"] = np.int64(clip["label"])
+        views["index"] = np.int64(index)
+        return views
+
+    def _pose_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
+        results = {
+            "keypoint": clip["keypoint"],
+            "keypoint_score": clip["keypoint_score"],
+            "img_shape": clip["img_shape"],
+            "total_frames": clip["total_frames"],
+            "test_mode": not self.train,
+            "start_index": 0,
+        }
+        results = self.sample(results, rng)  # frame_inds, then decoded float32 (M, S*T, V, 2)
+        # The same augmentation seed for both views: identical crop and flip, so that the only
+        # difference between the clean and the noisy view is the joint noise itself.
+        aug_seed = int(rng.integers(2**63))
+        out = {}
+        wanted = []
+        if self.train:
+            wanted.append(("", 0.0))
+            if self.noisy_view:
+                wanted.append(("noisy_", self.noise_alpha))
+        else:
+            wanted.append(("", self.noise_alpha))
+        for prefix, alpha in wanted:
+            r = dict(results)
+            if alpha > 0:
+                r["keypoint"] = add_joint_noise(
+                    r["keypoint"], r["keypoint_score"], alpha, noise_rng, img_shape=clip["img_shape"]
+                )
+            r = self.geometry(r, np.random.default_rng(aug_seed))
+            kp, score = _top_persons(r["keypoint"], r["keypoint_score"], self.max_persons)
+            m, st, v = score.shape
+            s = st // self.clip_len
+            # (M, S*T, V, C) -> (S, M, T, V, C): views first, so the collated batch is (N, S, M, T, V, C)
+            out[prefix + "keypoint"] = np.ascontiguousarray(
+                kp.reshape(m, s, self.clip_len, v, 2).transpose(1, 0, 2, 3, 4), dtype=np.float32
+            )
+            out[prefix + "keypoint_score"] = np.ascontiguousarray(
+                score.reshape(m, s, self.clip_len, v).transpose(1, 0, 2, 3), dtype=np.float32
+            )
+        return out
+
+    def _motionbert_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
+        kp, score = clip["keypoint"], clip["keypoint_score"]
+        wanted = [("", 0.0), ("noisy_", self.noise_alpha)] if self.train and self.noisy_view else []
+        if not wanted:
+            wanted = [("", 0.0 if self.train else self.noise_alpha)]
+        # Both views share the resampling and scale draw: the same seed for each.
+        aug_seed = int(rng.integers(2**63))
+        out = {}
+        for prefix, alpha in wanted:
+            k = kp
+            if alpha > 0:
+                # Noise on the raw pixels; back to the stored dtype so MotionBERT's float16 camera
+                # normalisation is applied to noisy and clean clips alike.
+                k = add_joint_noise(kp, score, alpha, noise_rng, img_shape=clip["img_shape"]).astype(kp.dtype)
+            views = [
+                motionbert_clip(
+                    k,
+                    score,
+                    clip["img_shape"],
+                    clip_len=self.clip_len,
+                    test_mode=not self.train,
+                    scale_range=(1, 3) if self.train else (2, 2),
+                    rng=np.random.default_rng(aug_seed),
+                )
+                for _ in range(self.num_clips)
+            ]
+            out[prefix + "keypoint"] = np.stack(views).astype(np.float32)  # (S, 2, T, 17, 3)
+        return out

@@ -1,0 +1,270 @@
+"""Command-line options. TCL's vocabulary, its skeleton variant's additions, and what users need.
+
+`build_parser()` makes the parser; `parse_args(argv)` parses and rejects combinations that cannot
+work (exit code 2) before any work starts. `args` is never modified after parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from datasets.catalog import CATALOG
+
+MODEL_TYPES = {"poseconv": "poseconv3d", "motionbert": "motionbert", "tsm": "tsm"}
+INPUT_FORMATS = ("Heatmap", "NCTHW_Heatmap", "Limb", "Grayscale", "Skeleton")
+DEFAULT_EVAL_ALPHAS = (0.0, 0.001, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
+# Flags that only some backbones read: reported once as ignored when given for another one.
+TSM_ONLY = (
+    "arch",
+    "num_segments",
+    "second_segments",
+    "shift",
+    "shift_div",
+    "shift_place",
+    "consensus_type",
+    "npb",
+)
+MOTIONBERT_ONLY = ("lr_backbone1", "lr_head1", "lr_decay1", "weight_decay1")
+SGD_ONLY = ("lr", "lr_type", "lr_steps", "momentum", "weight_decay")
+
+
+def _model_cfg_item(text: str) -> tuple[str, object]:
+    """Parse KEY=VALUE with VALUE as a Python literal (int, float, tuple, bool) or a plain string."""
+    import ast
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="main.py",
+        description="Train and evaluate noise-robust skeleton action recognisers (PoseConv3D, MotionBERT, TSM).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("dataset", choices=sorted(CATALOG), help="dataset; 'synthetic' is built in and needs no download")
+    p.add_argument(
+        "modality",
+        nargs="?",
+        default=None,
+        help="accepted for compatibility with TCL command lines; not used",
+    )
+
+    g = p.add_argument_group("data")
+    g.add_argument("--data_root", default="data", help="folder holding the annotation files (and the synthetic cache)")
+    g.add_argument("--ann_file", default=None, help="annotation .pkl to use instead of the dataset's default path")
+    g.add_argument("--split", default="xsub", help="split protocol: xsub, xview (ntu60) or xset (ntu120)")
+    g.add_argument(
+        "--input_f",
+        default="Heatmap",
+        choices=INPUT_FORMATS,
+        help="input format: joint heatmap volumes (Heatmap = NCTHW_Heatmap), limb volumes, one grayscale "
+        "volume, or raw Skeleton coordinates (MotionBERT always takes Skeleton)",
+    )
+    g.add_argument(
+        "--in_channels",
+        type=int,
+        default=None,
+        help="model input channels; checked against --input_f (17 joint, 17 limb, 1 gray, persons*joints*2 = 68 "
+        "skeleton); default: derived",
+    )
+    g.add_argument(
+        "--clip_len",
+        type=int,
+        default=None,
+        help="frames per clip (default 24 PoseConv3D, 243 MotionBERT, --num_segments TSM)",
+    )
+    g.add_argument("--input_size", type=int, default=56, help="side of the rendered frames in pixels (train and test)")
+    g.add_argument("--num_clips", type=int, default=1, help="clips per test video, probabilities averaged (pyskl)")
+    g.add_argument("--test_flip", action="store_true", help="also test on the horizontally flipped clip (pyskl double)")
+    g.add_argument("--max_persons", type=int, default=2, help="persons kept per clip (most confident), zero-padded")
+    g.add_argument("-j", "--workers", type=int, default=2, help="data loading worker processes")
+    g.add_argument("--synthetic_clips", type=int, default=3, help="synthetic data: clips per class and per subject")
+    g.add_argument("--synthetic_seed", type=int, default=0, help="synthetic data: generator seed")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model_type", default="poseconv", choices=sorted(MODEL_TYPES), help="backbone")
+    g.add_argument(
+        "--model_cfg",
+        nargs="+",
+        default=[],
+        type=_model_cfg_item,
+        metavar="KEY=VALUE",
+        help="override backbone constructor arguments, e.g. --model_cfg depth=2 dim_feat=64",
+    )
+    g.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier")
+    g.add_argument("--pretrained", default=None, help="backbone weights to fine-tune from (pyskl, MotionBERT, ours)")
+    g.add_argument("--tune_from", default=None, help="whole-model weights; a new head if the class count differs")
+    g.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="allow --pretrained/--tune_from/--resume/--evaluate files that need full unpickling (trusted files only)",
+    )
+    g.add_argument("--arch", default="resnet18", choices=["resnet18", "resnet50"], help="TSM: 2D ResNet depth")
+    g.add_argument("--num_segments", type=int, default=8, help="TSM: frames per clip")
+    g.add_argument("--second_segments", type=int, default=None, help="TSM: frames of the second view (= num_segments)")
+    g.add_argument("--shift", action="store_true", help="TSM: temporal shift")
+    g.add_argument("--shift_div", type=int, default=8, help="TSM: 1/shift_div of the channels shift each way")
+    g.add_argument("--shift_place", default="blockres", choices=["block", "blockres"], help="TSM: where to shift")
+    g.add_argument("--consensus_type", default="avg", choices=["avg"], help="TSM: how frame logits are combined")
+    g.add_argument("--npb", "--no_partialbn", dest="npb", action="store_true", help="TSM: no partial BatchNorm")
+
+    g = p.add_argument_group("noise")
+    g.add_argument(
+        "--noise_alpha",
+        type=float,
+        default=0.1,
+        help="std of the Gaussian joint noise of the second view, as a fraction of the frame's mean side",
+    )
+    g.add_argument(
+        "--eval_alphas",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_EVAL_ALPHAS),
+        help="noise levels of the robustness evaluation",
+    )
+
+    g = p.add_argument_group("loss")
+    g.add_argument("--gamma", type=float, default=5.0, help="weight of the instance contrastive loss")
+    g.add_argument("--gamma2", type=float, default=0.0, help="weight of the group contrastive loss")
+    g.add_argument("--use_group_contrastive", action="store_true", help="compute the group contrastive loss")
+    g.add_argument(
+        "--temperature",
+        "--Temperature",
+        dest="temperature",
+        type=float,
+        default=0.5,
+        help="contrastive temperature",
+    )
+    g.add_argument(
+        "--no_detach_clean",
+        action="store_true",
+        help="let contrastive gradients flow into the clean view too",
+    )
+
+    g = p.add_argument_group("semi-supervised")
+    g.add_argument(
+        "--percentage",
+        type=float,
+        default=0.0,
+        help="UNLABELLED fraction of the training set (TCL's meaning): 0.95 keeps labels for 5%% of the clips",
+    )
+    g.add_argument("--strategy", default="classwise", choices=["classwise", "overall"], help="how labels are kept")
+    g.add_argument("--mu", type=int, default=1, help="unlabelled batch = mu x labelled batch")
+    g.add_argument("--sup_thresh", type=int, default=0, help="first epochs trained with cross-entropy only")
+    g.add_argument("--use_finetuning", action="store_true", help="TCL's pseudo-label fine-tuning stage")
+    g.add_argument("--finetune_start_epoch", type=int, default=400, help="first epoch of the fine-tuning stage")
+    g.add_argument("--gamma_finetune", type=float, default=1.0, help="weight of the pseudo-label loss")
+    g.add_argument("--threshold", type=float, default=0.8, help="pseudo-label confidence threshold")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=20, help="training epochs")
+    g.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=16, help="labelled clips per step")
+    g.add_argument("--valbatchsize", type=int, default=16, help="clips per evaluation step")
+    g.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (PoseConv3D, TSM)")
+    g.add_argument("--lr_type", default="cos", choices=["cos", "step"], help="SGD schedule: cosine or step")
+    g.add_argument("--lr_steps", type=int, nargs="+", default=[50, 100], help="step schedule: epochs x0.1")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=3e-4, help="SGD weight decay")
+    g.add_argument("--lr_backbone1", type=float, default=1e-4, help="MotionBERT: AdamW learning rate of the backbone")
+    g.add_argument("--lr_head1", type=float, default=1e-3, help="MotionBERT: AdamW learning rate of the head")
+    g.add_argument("--lr_decay1", type=float, default=0.99, help="MotionBERT: learning rates x this every epoch")
+    g.add_argument("--weight_decay1", type=float, default=0.01, help="MotionBERT: AdamW weight decay")
+    g.add_argument("--gd", "--clip-gradient", dest="gd", type=float, default=20.0, help="max gradient norm (0: off)")
+
+    g = p.add_argument_group("runtime")
+    g.add_argument("--seed", type=int, default=0, help="seed of everything random")
+    g.add_argument("--run_dir", default="runs", help="parent folder of run directories")
+    g.add_argument("--name", default=None, help="run directory name (default: derived from the flags)")
+    g.add_argument("--resume", default=None, help="checkpoint to resume; a run directory's last.pt resumes by itself")
+    g.add_argument("-e", "--evaluate", default=None, metavar="CKPT", help="only run the robustness evaluation")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    g.add_argument("--gpus", type=int, nargs="+", default=None, help="GPU ids (TCL); one process uses the first")
+    g.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="mixed precision (CUDA)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--channels_last", action="store_true", help="channels-last 3D memory format (CUDA)")
+    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    g.add_argument("--print-freq", "-p", dest="print_freq", type=int, default=20, help="log every N steps")
+    g.add_argument("--eval-freq", "-ef", dest="eval_freq", type=int, default=1, help="evaluate every N epochs")
+    g.add_argument(
+        "--max_steps", type=int, default=0, help="stop each epoch after N steps (0: full epochs; smoke tests)"
+    )
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse argv and reject flag combinations that cannot work (parser.error, exit code 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = parser.error
+    if not 0.0 <= args.percentage < 1.0:
+        err(f"--percentage is the unlabelled fraction and must be in [0, 1), got {args.percentage}")
+    if args.noise_alpha < 0 or any(a < 0 for a in args.eval_alphas):
+        err("--noise_alpha and --eval_alphas must be >= 0")
+    if args.model_type == "motionbert" and args.input_f != "Skeleton":
+        err(f"MotionBERT takes joint coordinates: use --input_f Skeleton, not {args.input_f}")
+    if args.model_type == "motionbert" and args.test_flip:
+        err("--test_flip is for rendered volumes (PoseConv3D, TSM), not MotionBERT")
+    if args.model_type == "tsm" and args.input_f == "Skeleton":
+        err("TSM is a 2D CNN over rendered frames: use --input_f Heatmap, Limb or Grayscale")
+    if args.model_type == "tsm" and args.second_segments not in (None, args.num_segments):
+        err("the noisy view shares the clean view's frames: --second_segments must equal --num_segments")
+    if args.model_type == "tsm" and args.clip_len not in (None, args.num_segments):
+        err("TSM reads --num_segments frames per clip: leave --clip_len unset or equal to it")
+    if args.use_finetuning and not 0 < args.threshold <= 1:
+        err("--threshold must be in (0, 1]")
+    if args.use_finetuning and args.percentage == 0:
+        err("--use_finetuning pseudo-labels the unlabelled clips: set --percentage > 0")
+    if args.evaluate and args.resume:
+        err("--evaluate and --resume exclude each other")
+    if args.amp == "fp16" and args.device == "cpu":
+        err("--amp fp16 needs CUDA; use --amp bf16 or none on the CPU")
+    for name in ("batch_size", "valbatchsize", "epochs", "mu", "num_clips", "input_size", "max_persons"):
+        if getattr(args, name) < 1:
+            err(f"--{name} must be >= 1")
+    if args.clip_len is not None and args.clip_len < 1:
+        err("--clip_len must be >= 1")
+    if args.in_channels is not None and args.in_channels < 1:
+        err("--in_channels must be >= 1")
+    keys = [k for k, _ in args.model_cfg]
+    if len(set(keys)) != len(keys):
+        err("--model_cfg names a key twice")
+    from models import model_kwargs
+
+    valid = model_kwargs(MODEL_TYPES[args.model_type])
+    bad = [k for k in keys if k not in valid]
+    if bad:
+        err(f"--model_cfg {bad[0]} is not an argument of {args.model_type}; valid: {', '.join(valid)}")
+    return args
+
+
+def given_flags(argv: list[str] | None) -> set[str]:
+    """Destinations of the options written on the command line (not left at their defaults)."""
+    import sys
+
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    for action in parser._actions:
+        if not action.option_strings:  # positionals keep their values; only options are of interest
+            action.default = None
+    ns, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return {k for k in vars(ns) if k not in ("dataset", "modality")}
+
+
+def ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> list[str]:
+    """Flags written on the command line that the chosen backbone does not read."""
+    unread = set()
+    if args.model_type != "tsm":
+        unread |= set(TSM_ONLY)
+    if args.model_type == "motionbert":
+        unread |= set(SGD_ONLY) | {"in_channels"}  # MotionBERT's input is (x, y, score) per joint
+    else:
+        unread |= set(MOTIONBERT_ONLY)
+    given = given_flags(argv)
+    return [f"--{name}" for name in sorted(unread & given)]

@@ -1,0 +1,152 @@
+"""CLI smoke tests: main([...]) trains, checkpoints, resumes and evaluates on a tiny synthetic set."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import main as cli
+from datasets.synthetic import make_synthetic
+
+TINY_POSE = ["--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)"]
+TINY_MB = ["--model_cfg", "dim_feat=16", "dim_rep=16", "depth=1", "num_heads=2", "hidden_dim=32"]
+
+
+@pytest.fixture(scope="module")
+def ann_file(tmp_path_factory):
+    """A small synthetic annotation file: 12 classes, 10 subjects, one short clip each."""
+    data = make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=40)
+    path = tmp_path_factory.mktemp("data") / "tiny.pkl"
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return path
+
+
+def base(tmp_path, ann_file, name, *extra):
+    return [
+        "synthetic",
+        "--ann_file", str(ann_file),
+        "--run_dir", str(tmp_path),
+        "--name", name,
+        "--epochs", "2",
+        "--max_steps", "2",
+        "-b", "4",
+        "--valbatchsize", "8",
+        "-j", "0",
+        "--clip_len", "8",
+        "--input_size", "32",
+        "--eval_alphas", "0", "0.1",
+        "--device", "cpu",
+        *extra,
+    ]  # fmt: skip
+
+
+def rows(run_dir, split):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]
+
+
+@pytest.mark.parametrize("fmt", ["Heatmap", "Limb", "Grayscale", "Skeleton"])
+def test_poseconv_formats_train_and_write_robustness(tmp_path, ann_file, fmt):
+    out = cli.main(base(tmp_path, ann_file, fmt, "--input_f", fmt, "--gamma", "1", *TINY_POSE))
+    run = tmp_path / fmt
+    for f in ("last.pt", "best.pt", "robustness.csv", "robustness.png", "split.json", "metrics.jsonl"):
+        assert (run / f).exists(), f
+    assert [r["alpha"] for r in out["robustness"]] == [0.0, 0.1]
+    train = rows(run, "train")
+    assert {"ce", "instance"} <= set(train[0]) and all(np.isfinite(r["loss"]) for r in train)
+    assert len(rows(run, "val")) == 2
+
+
+def test_motionbert_trains(tmp_path, ann_file):
+    args = base(tmp_path, ann_file, "mb", "--model_type", "motionbert", "--input_f", "Skeleton", *TINY_MB)
+    args += ["--use_group_contrastive", "--gamma2", "1"]
+    out = cli.main(args)
+    assert out["robustness"][0]["clips"] > 0
+    assert "group" in rows(tmp_path / "mb", "train")[0]
+
+
+def test_tsm_trains(tmp_path, ann_file):
+    args = base(tmp_path, ann_file, "tsm", "--model_type", "tsm", "--num_segments", "4", "--shift", "--npb")
+    i = args.index("--clip_len")
+    del args[i : i + 2]  # TSM reads --num_segments frames
+    cli.main(args)
+    assert (tmp_path / "tsm" / "robustness.csv").exists()
+
+
+def test_semi_supervised_split_and_finetune_stage(tmp_path, ann_file):
+    args = base(tmp_path, ann_file, "semi", "--percentage", "0.5", "--use_finetuning", "--finetune_start_epoch",
+                "1", "--threshold", "0.0001", *TINY_POSE)  # fmt: skip
+    cli.main(args)
+    split = json.loads((tmp_path / "semi" / "split.json").read_text())
+    assert len(split["labelled"]) > 0 and len(split["unlabelled"]) > 0
+    stages = [r["stage"] for r in rows(tmp_path / "semi", "train")]
+    assert stages[0] == "contrastive" and stages[-1] == "finetune"
+    assert "pseudo" in rows(tmp_path / "semi", "train")[-1]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, ann_file, monkeypatch):
+    args = lambda name: base(tmp_path, ann_file, name, "--epochs", "3", *TINY_POSE)  # noqa: E731
+    straight = cli.main(args("straight"))
+
+    real = cli.train_one_epoch
+
+    def crash_at_epoch_2(*a, **k):
+        if a[5] == 2:  # the epoch argument
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(cli, "train_one_epoch", crash_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(args("resumed"))
+    monkeypatch.setattr(cli, "train_one_epoch", real)
+    resumed = cli.main(args("resumed"))  # finds last.pt and goes on
+    assert resumed["robustness"] == straight["robustness"]
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluate_checkpoint(tmp_path, ann_file):
+    cli.main(base(tmp_path, ann_file, "ev", *TINY_POSE))
+    ckpt = tmp_path / "ev" / "best.pt"
+    out = cli.main(base(tmp_path, ann_file, "ev2", "--evaluate", str(ckpt), "--eval_alphas", "0", "0.05", "0.2"))
+    assert [r["alpha"] for r in out["robustness"]] == [0.0, 0.05, 0.2]
+    assert (tmp_path / "ev2" / "robustness.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--percentage", "1.0"],
+        ["--model_type", "motionbert", "--input_f", "Heatmap"],
+        ["--model_type", "tsm", "--input_f", "Skeleton"],
+        ["--noise_alpha", "-1"],
+        ["--model_cfg", "nonsense=3"],
+        ["--use_finetuning"],
+        ["--in_channels", "68"],  # Heatmap needs 17
+    ],
+)
+def test_bad_flags_exit_2(tmp_path, ann_file, extra, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(base(tmp_path, ann_file, "bad", *extra))
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "error" in err[-1]
+
+
+def test_missing_annotation_file_is_one_line(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["ntu60", "--data_root", str(tmp_path), "--device", "cpu"])
+    msg = str(e.value.code)
+    assert "ntu60_hrnet.pkl" in msg and "synthetic" in msg and "\n" not in msg
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, ann_file):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as e:
+        cli.main(base(tmp_path, ann_file, "c", "--evaluate", str(bad)))
+    assert "bad.pt" in str(e.value.code) and "\n" not in str(e.value.code)

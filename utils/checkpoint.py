@@ -1,0 +1,169 @@
+"""Checkpoints: atomic saving, safe loading, and weights from the upstream file layouts.
+
+Accepted layouts (all with or without DataParallel's `module.` prefix):
+- pyskl / mmcv:            {'meta': ..., 'state_dict': {'backbone.*', 'cls_head.*'}}
+- MotionBERT action model: {'model': {'backbone.*', 'head.*'}, 'epoch', 'lr', ...}
+- MotionBERT pretraining:  {'model_pos': {DSTformer keys}}  (a backbone only)
+- ours:                    {'model': state_dict, 'model_name', 'model_cfg', ...}
+- a plain state dict.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model; the message says what to do."""
+
+
+def save_atomic(obj: dict, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
+    """Load a checkpoint file on the CPU, with weights_only=True unless `trusted`.
+
+    Raises CheckpointError with one line for missing, corrupt or unsafe files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trusted:
+            raise CheckpointError(
+                f"{path} holds Python objects beyond tensors and plain values, so it cannot be loaded safely; "
+                "pass --trust_checkpoint if you trust its source"
+            ) from e
+        obj = _load_untrusted(path)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); re-download it") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, expected a dict or state dict")
+    return obj
+
+
+def _load_untrusted(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def extract_state_dict(ckpt: dict) -> tuple[dict[str, torch.Tensor], bool]:
+    """The model weights of any accepted layout; returns (state dict, is_backbone_only)."""
+    if "state_dict" in ckpt:
+        state, backbone_only = ckpt["state_dict"], False
+    elif "model" in ckpt and isinstance(ckpt["model"], dict):
+        state, backbone_only = ckpt["model"], False
+    elif "model_pos" in ckpt:
+        state, backbone_only = ckpt["model_pos"], True
+    else:
+        state, backbone_only = ckpt, False
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError("the checkpoint's weights are not a dict of tensors")
+    return _strip(dict(state), "module."), backbone_only
+
+
+def _classifier_prefix(model: nn.Module) -> str:
+    clf = model.get_classifier()
+    for name, mod in model.named_modules():
+        if mod is clf:
+            return name + "."
+    raise CheckpointError("the model's classifier is not one of its modules")
+
+
+def _describe(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_full(model: nn.Module, state: dict[str, torch.Tensor], new_head_ok: bool = False) -> str:
+    """Load a whole model strictly; returns a one-line report.
+
+    new_head_ok: if the classifier's shape differs (another class count), keep the model's freshly
+    initialised head instead of failing (--tune_from). Any other missing, unexpected or mis-shaped key
+    is an error that lists them by name.
+    """
+    own = model.state_dict()
+    head = _classifier_prefix(model)
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    misshaped = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    skipped = []
+    if new_head_ok:
+        skipped = [k for k in misshaped if k.startswith(head)]
+        misshaped = [k for k in misshaped if k not in skipped]
+    problems = []
+    if missing:
+        problems.append(f"missing {_describe(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_describe(unexpected)}")
+    if misshaped:
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in misshaped]
+        problems.append(f"mis-shaped {_describe(shapes)}")
+    if problems:
+        raise CheckpointError(
+            "checkpoint does not fit the model: " + "; ".join(problems) + " (check --model_type and --model_cfg)"
+        )
+    model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=not skipped)
+    report = f"loaded all {len(own)} tensors"
+    if skipped:
+        report += f"; new classifier ({_describe(skipped)} differ in shape, left at initialisation)"
+    return report
+
+
+def load_backbone(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """Load pretrained backbone weights for fine-tuning; returns a report of what was and was not loaded.
+
+    Keys may be the backbone's own (`conv1.conv.weight`) or the whole model's (`backbone.conv1...`);
+    classifier and other non-backbone keys are skipped. Only names and shapes that match are loaded.
+    """
+    backbone = model.backbone
+    if any(k.startswith("backbone.") for k in state):  # a whole model's file: its non-backbone keys go unused
+        state = {k[len("backbone.") :] if k.startswith("backbone.") else k: v for k, v in state.items()}
+    own = backbone.state_dict()
+    loaded = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not loaded:
+        raise CheckpointError("no tensor of the file matches the backbone by name and shape; wrong --model_type?")
+    skipped = [k for k in state if k not in loaded]
+    left = [k for k in own if k not in loaded]
+    backbone.load_state_dict(loaded, strict=False)
+    report = f"loaded {len(loaded)}/{len(own)} backbone tensors"
+    if left:
+        report += f"; left at initialisation: {_describe(left)}"
+    if skipped:
+        report += f"; not used from the file: {_describe(skipped)}"
+    return report
+
+
+def load_weights(model: nn.Module, path: str | Path, *, backbone_only: bool, trusted: bool = False) -> str:
+    """--pretrained (backbone_only=True) and --tune_from (whole model, new head if needed)."""
+    state, file_is_backbone = extract_state_dict(read_checkpoint(path, trusted))
+    if backbone_only or file_is_backbone:
+        return f"{path}: " + load_backbone(model, state)
+    return f"{path}: " + load_full(model, state, new_head_ok=True)

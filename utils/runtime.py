@@ -1,0 +1,104 @@
+"""Device, precision, seeding and torch.distributed, decided once per process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process computes. rank/world_size are 0/1 without torchrun."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    amp_dtype: torch.dtype | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+
+def setup_runtime(device: str | None, gpus: list[int] | None, amp: str) -> tuple[Runtime, list[str]]:
+    """Pick the device, join a torchrun process group when launched by one, choose AMP.
+
+    device: explicit device string, or None for cuda-if-available. gpus: TCL's --gpus ids; a single
+    process uses the first, torchrun processes their LOCAL_RANK. Returns the runtime and notes for the
+    user (for example that --gpus was ignored on a machine without CUDA).
+    """
+    notes = []
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        if torch.cuda.is_available():
+            gpu = gpus[0] if gpus and world_size == 1 else local_rank
+            device = f"cuda:{gpu}"
+        else:
+            device = "cpu"
+            if gpus:
+                notes.append("--gpus ignored: no CUDA device is available, training on the CPU")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"--device {device} asked for CUDA but torch sees no GPU; use --device cpu")
+        if world_size > 1 and dev.index is None:
+            dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    if amp_dtype is torch.float16 and dev.type != "cuda":
+        raise RuntimeError("--amp fp16 needs CUDA; use --amp bf16 or none on the CPU")
+    return Runtime(dev, rank, world_size, local_rank, amp_dtype), notes
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, numpy and torch; data randomness itself uses explicit generators."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (for third-party code that still uses the global state)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def all_reduce_sum(values: list[float], rt: Runtime) -> list[float]:
+    """Sum plain numbers across ranks (identity without torchrun)."""
+    if not rt.distributed:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def git_revision() -> str:
+    """The repository's commit (with '-dirty' for local changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+        return rev + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
