@@ -35,9 +35,7 @@ def load_pickle(path: str | Path) -> dict:
         with open(path, "rb") as f:
             data = pickle.load(f)
     except Exception as e:  # truncated or foreign files raise many different types
-        raise AnnotationError(
-            f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?"
-        ) from e
+        raise AnnotationError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?") from e
     if isinstance(data, list):  # some pyskl files are a bare list of annotations with no split
         data = {"split": {}, "annotations": data}
     if not isinstance(data, dict) or "annotations" not in data:

@@ -65,9 +65,7 @@ def _require_rng(rng: np.random.Generator | None, what: str) -> np.random.Genera
     return rng
 
 
-def resample(
-    ori_len: int, target_len: int, randomness: bool, rng: np.random.Generator | None = None
-) -> np.ndarray:
+def resample(ori_len: int, target_len: int, randomness: bool, rng: np.random.Generator | None = None) -> np.ndarray:
     """Frame indices that stretch or squeeze a clip of `ori_len` frames to `target_len` frames.
 
     Test mode (`randomness=False`): `np.linspace(0, ori_len, target_len, endpoint=False, dtype=int)`,
@@ -83,9 +81,7 @@ def resample(
     Returns: int64 (target_len,) frame indices into the original clip.
     """
     if int(ori_len) != ori_len or ori_len < 1 or int(target_len) != target_len or target_len < 1:
-        raise ValueError(
-            f"resample needs positive integer lengths, got ori_len={ori_len}, target_len={target_len}"
-        )
+        raise ValueError(f"resample needs positive integer lengths, got ori_len={ori_len}, target_len={target_len}")
     ori_len, target_len = int(ori_len), int(target_len)
     if not randomness:
         return np.linspace(0, ori_len, target_len, endpoint=False, dtype=int).astype(np.int64)
@@ -192,9 +188,7 @@ def coco2h36m(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def crop_scale(
-    motion: np.ndarray, scale_range: Sequence[float], rng: np.random.Generator | None = None
-) -> np.ndarray:
+def crop_scale(motion: np.ndarray, scale_range: Sequence[float], rng: np.random.Generator | None = None) -> np.ndarray:
     """MotionBERT's per-clip normalisation of x, y into [-1, 1] (upstream `crop_scale`).
 
     Valid joints are those with a non-zero score (channel 2). Their bounding box over all persons and
@@ -217,9 +211,7 @@ def crop_scale(
     valid = motion[motion[..., 2] != 0][:, :2]  # (K, 2)
     if len(valid) < 4:
         return np.zeros(motion.shape, dtype=np.float32)
-    ratio = np.float64(
-        low if low == high else _require_rng(rng, "crop_scale with low != high").uniform(low, high)
-    )
+    ratio = np.float64(low if low == high else _require_rng(rng, "crop_scale with low != high").uniform(low, high))
     xmin, ymin = valid.min(axis=0)  # float32 scalars, as upstream
     xmax, ymax = valid.max(axis=0)
     scale = max(xmax - xmin, ymax - ymin) * ratio  # float64
@@ -279,9 +271,7 @@ def _check_inputs(keypoint: np.ndarray, keypoint_score: np.ndarray) -> None:
     if keypoint.shape[1] < 1:
         raise ValueError("keypoint has no frames (F == 0)")
     if keypoint_score.shape != keypoint.shape[:3]:
-        raise ValueError(
-            f"keypoint_score must be {keypoint.shape[:3]} (M, F, 17), got {keypoint_score.shape}"
-        )
+        raise ValueError(f"keypoint_score must be {keypoint.shape[:3]} (M, F, 17), got {keypoint_score.shape}")
     for name, a in (("keypoint", keypoint), ("keypoint_score", keypoint_score)):
         if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
             raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
@@ -313,9 +303,7 @@ def prepare_motion(
     if frame_ids.ndim != 1 or not np.issubdtype(frame_ids.dtype, np.integer):
         raise ValueError(f"frame_ids must be a 1-D integer array, got {frame_ids.dtype} {frame_ids.shape}")
     if frame_ids.size and (frame_ids.min() < 0 or frame_ids.max() >= num_frames):
-        raise ValueError(
-            f"frame_ids must lie in [0, {num_frames - 1}], got [{frame_ids.min()}, {frame_ids.max()}]"
-        )
+        raise ValueError(f"frame_ids must lie in [0, {num_frames - 1}], got [{frame_ids.min()}, {frame_ids.max()}]")
 
     cam = make_cam(keypoint, img_shape)  # (M, F, 17, 2), keypoint's dtype
     score = keypoint_score

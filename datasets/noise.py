@@ -25,8 +25,7 @@ def check_alpha(alpha: float) -> float:
     alpha = float(alpha)
     if not math.isfinite(alpha) or alpha < 0:
         raise ValueError(
-            f"noise alpha must be a finite number >= 0 (a fraction of the frame or skeleton size), "
-            f"got {alpha}"
+            f"noise alpha must be a finite number >= 0 (a fraction of the frame or skeleton size), got {alpha}"
         )
     return alpha
 
@@ -60,9 +59,7 @@ def noise_scale(
         if pts.shape[0] == 0:
             return 0.0
         return float(np.linalg.norm(pts.max(axis=0) - pts.min(axis=0)))
-    raise ValueError(
-        f"keypoint must have 2 (x, y pixels) or 3 (x, y, z) coordinates, got shape {keypoint.shape}"
-    )
+    raise ValueError(f"keypoint must have 2 (x, y pixels) or 3 (x, y, z) coordinates, got shape {keypoint.shape}")
 
 
 def add_joint_noise(

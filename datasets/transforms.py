@@ -338,9 +338,7 @@ class RandomResizedCrop:
         self.aspect_ratio_range = tuple(aspect_ratio_range)
         self.max_attempts = max_attempts
 
-    def get_crop_bbox(
-        self, img_shape: tuple[int, int], rng: np.random.Generator
-    ) -> tuple[int, int, int, int]:
+    def get_crop_bbox(self, img_shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) in pixels of a frame of shape (h, w)."""
         img_h, img_w = img_shape
         min_ar, max_ar = self.aspect_ratio_range
@@ -362,9 +360,7 @@ class RandomResizedCrop:
         return _crop(results, *box)
 
     def __repr__(self) -> str:
-        return (
-            f"RandomResizedCrop(area_range={self.area_range}, aspect_ratio_range={self.aspect_ratio_range})"
-        )
+        return f"RandomResizedCrop(area_range={self.area_range}, aspect_ratio_range={self.aspect_ratio_range})"
 
 
 class CenterCrop:
@@ -395,9 +391,7 @@ class Flip:
     both `keypoint` and `keypoint_score` with left/right joints swapped.
     """
 
-    def __init__(
-        self, flip_ratio: float = 0.5, left_kp: Sequence[int] = (), right_kp: Sequence[int] = ()
-    ) -> None:
+    def __init__(self, flip_ratio: float = 0.5, left_kp: Sequence[int] = (), right_kp: Sequence[int] = ()) -> None:
         if len(left_kp) != len(right_kp):
             raise ValueError("left_kp and right_kp must pair up one to one")
         self.flip_ratio = flip_ratio

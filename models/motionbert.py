@@ -354,9 +354,7 @@ class ActionNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace fc2 by a freshly initialised Linear(hidden_dim, num_classes) on the same device/dtype."""
         old = self.head.fc2
-        self.head.fc2 = nn.Linear(
-            old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype
-        )
+        self.head.fc2 = nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
         self.num_classes = num_classes
 
 

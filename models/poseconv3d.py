@@ -48,9 +48,7 @@ class ConvModule(nn.Module):
     ) -> None:
         super().__init__()
         # No conv bias: the BatchNorm that follows has its own shift.
-        self.conv = nn.Conv3d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
-        )
+        self.conv = nn.Conv3d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm3d(out_channels)
         self.relu = nn.ReLU(inplace=True) if act else None
 
@@ -220,9 +218,7 @@ class I3DHead(nn.Module):
     Input (N, in_channels, T, H, W) feature map -> logits (N, num_classes).
     """
 
-    def __init__(
-        self, in_channels: int, num_classes: int, dropout: float = 0.5, init_std: float = 0.01
-    ) -> None:
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5, init_std: float = 0.01) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes

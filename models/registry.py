@@ -46,7 +46,5 @@ def create_model(name: str, **kwargs) -> nn.Module:
     fn = _get(name)
     unknown = sorted(set(kwargs) - set(model_kwargs(name)))
     if unknown:
-        raise TypeError(
-            f"{name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(model_kwargs(name))}"
-        )
+        raise TypeError(f"{name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(model_kwargs(name))}")
     return fn(**kwargs)

@@ -207,9 +207,7 @@ class ResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _make_layer(
-        self, block: type[_Block], planes: int, blocks: int, stride: int, shift_kw: dict
-    ) -> nn.Sequential:
+    def _make_layer(self, block: type[_Block], planes: int, blocks: int, stride: int, shift_kw: dict) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
@@ -277,13 +275,9 @@ class TSM(nn.Module):
         if consensus_type not in CONSENSUS_TYPES:
             raise ValueError(f"consensus_type {consensus_type!r} is not supported; only 'avg' is")
         if shift_place not in SHIFT_PLACES:
-            raise ValueError(
-                f"shift_place {shift_place!r} is unknown; choose one of {', '.join(SHIFT_PLACES)}"
-            )
+            raise ValueError(f"shift_place {shift_place!r} is unknown; choose one of {', '.join(SHIFT_PLACES)}")
         if shift_div < 2:
-            raise ValueError(
-                f"shift_div must be >= 2 (two folds of C // shift_div channels), got {shift_div}"
-            )
+            raise ValueError(f"shift_div must be >= 2 (two folds of C // shift_div channels), got {shift_div}")
         if num_segments < 1:
             raise ValueError(f"num_segments must be >= 1, got {num_segments}")
         self.in_channels = in_channels
@@ -327,9 +321,7 @@ class TSM(nn.Module):
             raise ValueError(f"expected a volume (N, C, T, H, W), got shape {tuple(x.shape)}")
         n, c, t, h, w = x.shape
         if c != self.in_channels:
-            raise ValueError(
-                f"expected {self.in_channels} channels (in_channels), got {c}: shape (N, C, T, H, W)"
-            )
+            raise ValueError(f"expected {self.in_channels} channels (in_channels), got {c}: shape (N, C, T, H, W)")
         if t != self.num_segments:
             raise ValueError(
                 f"expected T == num_segments == {self.num_segments} frames, got {t}: shape (N, C, T, H, W); "

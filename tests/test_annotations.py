@@ -294,9 +294,7 @@ def test_corrupt_pickle(tmp_path: Path) -> None:
     assert str(path) in msg and "cannot unpickle" in msg and "pyskl" in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize(
-    "data", [42, "annotations", (1, 2), {"split": {}}, {"keypoint": np.zeros(3)}], ids=str
-)
+@pytest.mark.parametrize("data", [42, "annotations", (1, 2), {"split": {}}, {"keypoint": np.zeros(3)}], ids=str)
 def test_non_pyskl_pickle(tmp_path: Path, data: object) -> None:
     path = dump(tmp_path, data)
     with pytest.raises(AnnotationError) as e:
@@ -470,9 +468,7 @@ def test_real_motionbert_annotations() -> None:
         npz = _real(f"motionbert_data/{name}.npz", "golden", "motionbert_data", f"{name}.npz")
         with np.load(npz) as z:
             np.testing.assert_array_equal(store.get(i)["keypoint"], z["keypoint"])
-            np.testing.assert_array_equal(
-                store.get(i)["keypoint_score"], z["keypoint_score"].astype(np.float32)
-            )
+            np.testing.assert_array_equal(store.get(i)["keypoint_score"], z["keypoint_score"].astype(np.float32))
 
 
 def test_real_ntu_mediapipe_samples() -> None:

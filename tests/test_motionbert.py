@@ -93,9 +93,7 @@ def test_one_backward_reaches_every_trainable_parameter():
     x = torch.randn(3, 2, 8, 17, 3)
     model(x).logsumexp(dim=1).sum().backward()
     # backbone.head is the 3-D pose regressor of pretraining: ActionNet never calls it, so it gets no grad.
-    missing = [
-        n for n, p in model.named_parameters() if p.grad is None and not n.startswith("backbone.head.")
-    ]
+    missing = [n for n, p in model.named_parameters() if p.grad is None and not n.startswith("backbone.head.")]
     assert missing == []
     assert all(p.grad is None for p in model.backbone.head.parameters())
 

@@ -216,9 +216,7 @@ def test_train_mode_shape_and_determinism(name):
     kp, score = g["keypoint"], g["keypoint_score"]
 
     def run(seed: int, clip_len: int = 243) -> np.ndarray:
-        return motionbert_clip(
-            kp, score, (1080, 1920), clip_len, test_mode=False, rng=np.random.default_rng(seed)
-        )
+        return motionbert_clip(kp, score, (1080, 1920), clip_len, test_mode=False, rng=np.random.default_rng(seed))
 
     a, b, c = run(0), run(0), run(1)
     assert a.shape == (2, 243, 17, 3) and a.dtype == np.float32
