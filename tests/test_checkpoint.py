@@ -36,7 +36,7 @@ def test_save_atomic_roundtrip_and_no_temp_left(tmp_path):
 
 def test_save_atomic_keeps_old_file_when_saving_fails(tmp_path):
     save_atomic({"epoch": 1}, tmp_path / "ck.pt")
-    with pytest.raises(pickle.PicklingError):
+    with pytest.raises((pickle.PicklingError, AttributeError)):
         save_atomic({"bad": lambda: 0}, tmp_path / "ck.pt")  # lambdas do not pickle
     assert read_checkpoint(tmp_path / "ck.pt") == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
