@@ -218,13 +218,20 @@ def build_optimizer(model: torch.nn.Module, args: argparse.Namespace, cfg: RunCo
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, fn)
 
 
+def uses_views(args: argparse.Namespace) -> bool:
+    """Whether any loss term compares the clean and the noisy view (otherwise training is plain CE)."""
+    return args.gamma > 0 or args.use_group_contrastive or args.use_finetuning
+
+
 def stage_of(epoch: int, args: argparse.Namespace) -> str:
     """'supervised' (cross-entropy only), 'contrastive', or TCL's pseudo-label 'finetune' stage."""
-    if epoch < args.sup_thresh:
+    if epoch < args.sup_thresh or not uses_views(args):
         return "supervised"
     if args.use_finetuning and epoch >= args.finetune_start_epoch:
         return "finetune"
-    return "contrastive"
+    if args.gamma > 0 or args.use_group_contrastive:
+        return "contrastive"
+    return "supervised"  # fine-tuning alone, before it starts
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -504,7 +511,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         lab_pos, ul_pos = split_labelled(store.labels[train_idx], args.percentage, args.strategy, args.seed)
         if rt.is_main:
             save_split(split_file, lab_pos, ul_pos, train_names)
-    contrastive = args.gamma > 0 or args.use_group_contrastive or args.use_finetuning
+    contrastive = uses_views(args)
     train_ds = lambda idx, noisy: SkeletonClips(  # noqa: E731
         store, idx, pipeline=cfg.pipeline, train=True, clip_len=cfg.clip_len, layout=layout,
         input_size=cfg.input_size, noise_alpha=args.noise_alpha, noisy_view=noisy, seed=args.seed,

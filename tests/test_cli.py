@@ -150,3 +150,9 @@ def test_corrupt_checkpoint_is_one_line(tmp_path, ann_file):
     with pytest.raises(SystemExit) as e:
         cli.main(base(tmp_path, ann_file, "c", "--evaluate", str(bad)))
     assert "bad.pt" in str(e.value.code) and "\n" not in str(e.value.code)
+
+
+def test_cross_entropy_only_baseline(tmp_path, ann_file):
+    cli.main(base(tmp_path, ann_file, "ce", "--gamma", "0", "--gamma2", "0", "--input_f", "Skeleton", *TINY_POSE))
+    train = rows(tmp_path / "ce", "train")
+    assert all(r["stage"] == "supervised" and "instance" not in r for r in train)
