@@ -71,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="model input channels; checked against --input_f (17 joint, 17 limb, 1 gray, persons*joints*2 = 68 "
-        "skeleton); default: derived",
+        "skeleton); None derives it",
     )
     g.add_argument(
         "--clip_len",
         type=int,
         default=None,
-        help="frames per clip (default 24 PoseConv3D, 243 MotionBERT, --num_segments TSM)",
+        help="frames per clip; None means 24 for PoseConv3D, 243 for MotionBERT, --num_segments for TSM",
     )
     g.add_argument("--input_size", type=int, default=56, help="side of the rendered frames in pixels (train and test)")
     g.add_argument("--num_clips", type=int, default=1, help="clips per test video, probabilities averaged (pyskl)")
@@ -166,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=20, help="training epochs")
     g.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=16, help="labelled clips per step")
     g.add_argument("--valbatchsize", type=int, default=16, help="clips per evaluation step")
-    g.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (PoseConv3D, TSM)")
+    g.add_argument(
+        "--lr",
+        type=float,
+        default=0.1,
+        help="PoseConv3D, TSM: SGD (Nesterov) learning rate, decayed per step by --lr_type",
+    )
     g.add_argument("--lr_type", default="cos", choices=["cos", "step"], help="SGD schedule: cosine or step")
     g.add_argument("--lr_steps", type=int, nargs="+", default=[50, 100], help="step schedule: epochs x0.1")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
