@@ -350,24 +350,30 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 @torch.no_grad()
+def batch_probs(model, batch: dict, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool) -> torch.Tensor:
+    """Class probabilities (B, C) of a test batch, pyskl's multi-clip test: softmax per clip view (and
+    flipped view), then the mean over the views."""
+    kp = batch["keypoint"].to(rt.device)  # (B, S, M, T, V, 2); MotionBERT (B, S, 2, T, 17, 3)
+    b = kp.shape[0]
+    score = batch["keypoint_score"].to(rt.device).flatten(0, 1) if "keypoint_score" in batch else None
+    x = model_input(kp.flatten(0, 1), score, cfg, layout, double=test_flip)  # (B*S*D, ...)
+    with rt.autocast():
+        logits = model(x).float()
+    return logits.softmax(-1).view(b, -1, logits.shape[-1]).mean(1)  # (B, C)
+
+
+@torch.no_grad()
 def evaluate(model, loader: DataLoader, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool) -> dict:
-    """Top-1 / top-5 over the loader, pyskl's multi-clip test: softmax per clip view (and flipped view),
-    then the mean of the probabilities. Counts are summed across ranks."""
+    """Top-1 / top-5 over the loader with multi-clip testing; counts are summed across ranks."""
     model.eval()
     correct1 = correct5 = total = 0.0
     for batch in loader:
-        kp = batch["keypoint"].to(rt.device)
-        b, s = kp.shape[:2]
-        score = batch["keypoint_score"].to(rt.device).flatten(0, 1) if "keypoint_score" in batch else None
-        x = model_input(kp.flatten(0, 1), score, cfg, layout, double=test_flip)  # (B*S*D, ...)
-        with rt.autocast():
-            logits = model(x).float()
-        probs = logits.softmax(-1).view(b, -1, logits.shape[-1]).mean(1)  # (B, C)
+        probs = batch_probs(model, batch, cfg, layout, rt, test_flip)
         y = batch["label"].to(rt.device)
         top5 = probs.topk(min(5, probs.shape[1]), dim=1).indices
         correct1 += (top5[:, 0] == y).sum().item()
         correct5 += (top5 == y[:, None]).any(1).sum().item()
-        total += b
+        total += len(y)
     correct1, correct5, total = all_reduce_sum([correct1, correct5, total], rt)
     return {"top1": correct1 / max(total, 1), "top5": correct5 / max(total, 1), "clips": int(total)}
 
@@ -451,6 +457,11 @@ def restore(ckpt: dict, model, opt, sched, scaler) -> tuple[int, dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["predict"]:  # python main.py predict --checkpoint RUN/best.pt --input FILE
+        import predict
+
+        return predict.main(argv[1:])
     args = parse_args(argv)
     try:
         return run(args, argv)

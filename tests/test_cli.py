@@ -156,3 +156,43 @@ def test_cross_entropy_only_baseline(tmp_path, ann_file):
     cli.main(base(tmp_path, ann_file, "ce", "--gamma", "0", "--gamma2", "0", "--input_f", "Skeleton", *TINY_POSE))
     train = rows(tmp_path / "ce", "train")
     assert all(r["stage"] == "supervised" and "instance" not in r for r in train)
+
+
+SEED_FLAGS = (
+    "RGB --seed 123 --input_f Skeleton --in_channels 68 --strategy classwise --arch resnet18 --num_segments 8 "
+    "--second_segments 8 --threshold 0.8 --gd 20  --epochs 1000 --percentage 0.95 -j 2 --dropout 0.5 "
+    "--consensus_type=avg --eval-freq=1 --print-freq 50 --shift --shift_div=8 --shift_place=blockres --npb "
+    "--gpus 0  --mu 1 --gamma 5 --gamma2 0 --use_group_contrastive --sup_thresh 0 --batch-size 32 "
+    "--valbatchsize 32  --lr_backbone1 0.001 --lr_decay1 0.9  --noise_alpha 0.1"
+).split()
+
+
+@pytest.mark.parametrize("model", ["poseconv", "motionbert"])
+def test_seed_command_lines_run(tmp_path, ann_file, model, capsys):
+    """The seed project's command lines, unchanged, with only run length and model size appended."""
+    extra = ["--model_type", model] if model == "motionbert" else []
+    small = TINY_MB + ["--clip_len", "16"] if model == "motionbert" else TINY_POSE
+    argv = ["synthetic", *SEED_FLAGS, *extra, "--ann_file", str(ann_file), "--run_dir", str(tmp_path),
+            "--name", model, "--epochs", "1", "--max_steps", "1", "-j", "0", "--eval_alphas", "0", *small]  # fmt: skip
+    out = cli.main(argv)
+    assert out["robustness"][0]["clips"] > 0
+    log = capsys.readouterr().out
+    assert "ignored for --model_type" in log and "--shift" in log  # reported once
+    assert log.count("ignored for --model_type") == 1
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, ann_file, monkeypatch):
+    args = base(tmp_path, ann_file, "nan", "--input_f", "Skeleton", "--epochs", "3", *TINY_POSE)
+    real = cli.total_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        calls["n"] += 1
+        loss = real(*a, **k)
+        return loss * float("nan") if calls["n"] > 2 else loss  # the first epoch (2 steps) is fine
+
+    monkeypatch.setattr(cli, "total_loss", poisoned)
+    with pytest.raises(SystemExit) as e:
+        cli.main(args)
+    assert "nan" in str(e.value.code) and "epoch 1" in str(e.value.code)
+    assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["epoch"] == 1

@@ -1,0 +1,152 @@
+"""Class names: label i of a dataset is element i of its list.
+
+NTU RGB+D 120's official action names (A001 ... A120, label = action number - 1), as published with
+the dataset, official spellings kept ("hush (quite)", "wear on glasses"); NTU RGB+D 60 is its first 60
+classes. The synthetic names come from `datasets.synthetic.class_names`.
+"""
+
+from __future__ import annotations
+
+NTU120_CLASSES: tuple[str, ...] = (
+    "drink water",  # A001
+    "eat meal/snack",
+    "brushing teeth",
+    "brushing hair",
+    "drop",
+    "pickup",
+    "throw",
+    "sitting down",
+    "standing up (from sitting position)",
+    "clapping",  # A010
+    "reading",
+    "writing",
+    "tear up paper",
+    "wear jacket",
+    "take off jacket",
+    "wear a shoe",
+    "take off a shoe",
+    "wear on glasses",
+    "take off glasses",
+    "put on a hat/cap",  # A020
+    "take off a hat/cap",
+    "cheer up",
+    "hand waving",
+    "kicking something",
+    "reach into pocket",
+    "hopping (one foot jumping)",
+    "jump up",
+    "make a phone call/answer phone",
+    "playing with phone/tablet",
+    "typing on a keyboard",  # A030
+    "pointing to something with finger",
+    "taking a selfie",
+    "check time (from watch)",
+    "rub two hands together",
+    "nod head/bow",
+    "shake head",
+    "wipe face",
+    "salute",
+    "put the palms together",
+    "cross hands in front (say stop)",  # A040
+    "sneeze/cough",
+    "staggering",
+    "falling",
+    "touch head (headache)",
+    "touch chest (stomachache/heart pain)",
+    "touch back (backache)",
+    "touch neck (neckache)",
+    "nausea or vomiting condition",
+    "use a fan (with hand or paper)/feeling warm",
+    "punching/slapping other person",  # A050
+    "kicking other person",
+    "pushing other person",
+    "pat on back of other person",
+    "point finger at the other person",
+    "hugging other person",
+    "giving something to other person",
+    "touch other person's pocket",
+    "handshaking",
+    "walking towards each other",
+    "walking apart from each other",  # A060, the last NTU RGB+D 60 class
+    "put on headphone",
+    "take off headphone",
+    "shoot at the basket",
+    "bounce ball",
+    "tennis bat swing",
+    "juggling table tennis balls",
+    "hush (quite)",
+    "flick hair",
+    "thumb up",
+    "thumb down",  # A070
+    "make ok sign",
+    "make victory sign",
+    "staple book",
+    "counting money",
+    "cutting nails",
+    "cutting paper (using scissors)",
+    "snapping fingers",
+    "open bottle",
+    "sniff (smell)",
+    "squat down",  # A080
+    "toss a coin",
+    "fold paper",
+    "ball up paper",
+    "play magic cube",
+    "apply cream on face",
+    "apply cream on hand back",
+    "put on bag",
+    "take off bag",
+    "put something into a bag",
+    "take something out of a bag",  # A090
+    "open a box",
+    "move heavy objects",
+    "shake fist",
+    "throw up cap/hat",
+    "hands up (both hands)",
+    "cross arms",
+    "arm circles",
+    "arm swings",
+    "running on the spot",
+    "butt kicks (kick backward)",  # A100
+    "cross toe touch",
+    "side kick",
+    "yawn",
+    "stretch oneself",
+    "blow nose",
+    "hit other person with something",
+    "wield knife towards other person",
+    "knock over other person (hit with body)",
+    "grab other person's stuff",
+    "shoot at other person with a gun",  # A110
+    "step on foot",
+    "high-five",
+    "cheers and drink",
+    "carry something with other person",
+    "take a photo of other person",
+    "follow other person",
+    "whisper in other person's ear",
+    "exchange things with other person",
+    "support somebody with hand",
+    "finger-guessing game (playing rock-paper-scissors)",  # A120
+)
+NTU60_CLASSES: tuple[str, ...] = NTU120_CLASSES[:60]
+
+
+def class_names(dataset: str | None, num_classes: int) -> list[str]:
+    """Names of the `num_classes` labels of `dataset` ('ntu60', 'ntu120', 'synthetic').
+
+    A dataset without a map, or a class count that does not fit it (a model fine-tuned to another
+    label set), gives 'class 0', 'class 1', ...: a wrong name would be worse than none.
+    """
+    names: list[str] | None = None
+    if dataset == "ntu60" and num_classes == len(NTU60_CLASSES):
+        names = list(NTU60_CLASSES)
+    elif dataset == "ntu120" and num_classes == len(NTU120_CLASSES):
+        names = list(NTU120_CLASSES)
+    elif dataset == "synthetic":
+        from datasets.synthetic import CLASS_NAMES
+        from datasets.synthetic import class_names as synthetic_names
+
+        if 1 <= num_classes <= len(CLASS_NAMES):
+            names = synthetic_names(num_classes)
+    return names if names is not None else [f"class {i}" for i in range(num_classes)]

@@ -1,0 +1,268 @@
+"""`predict.main([...])`: top-5 per clip from a trained checkpoint, equal to what `main.py --evaluate` computes."""
+
+import json
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import main as cli
+import predict
+from datasets.label_maps import NTU60_CLASSES, NTU120_CLASSES, class_names
+from datasets.synthetic import class_names as synthetic_names
+from datasets.synthetic import make_synthetic
+from tests.conftest import shared_or_skip
+
+TINY_POSE = ["--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)"]
+NUM_CLIPS = 4  # clips of the prediction input
+
+
+def dump(obj, path):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny PoseConv3D trained with 2 test clips + flip, and a pickle of a few validation clips."""
+    root = tmp_path_factory.mktemp("predict")
+    data = make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=40)
+    train_file = dump(data, root / "tiny.pkl")
+    cli.main(
+        [
+            "synthetic", "--ann_file", str(train_file), "--run_dir", str(root), "--name", "run",
+            "--epochs", "1", "--max_steps", "1", "-b", "4", "-j", "0", "--clip_len", "8", "--input_size", "32",
+            "--eval_alphas", "0", "--device", "cpu", "--num_clips", "2", "--test_flip", *TINY_POSE,
+        ]
+    )  # fmt: skip
+    val = set(data["split"]["xsub_val"])
+    clips = [a for a in data["annotations"] if a["frame_dir"] in val][:: len(val) // NUM_CLIPS][:NUM_CLIPS]
+    names = [a["frame_dir"] for a in clips]
+    # Both splits name the clips, so that `main.py --evaluate` can score the same file.
+    clip_file = dump({"split": {"xsub_train": names, "xsub_val": names}, "annotations": clips}, root / "clips.pkl")
+    return {"root": root, "ckpt": root / "run" / "best.pt", "clips": clips, "clip_file": clip_file}
+
+
+def run_predict(setup, *extra):
+    return predict.main(["--checkpoint", str(setup["ckpt"]), "--device", "cpu", *extra])
+
+
+def test_top5_named_classes_and_json(setup, tmp_path, capsys):
+    out_file = tmp_path / "probs.json"
+    res = run_predict(setup, "--input", str(setup["clip_file"]), "--save_probs", str(out_file))
+    stdout = capsys.readouterr().out
+    names = synthetic_names(12)
+    assert list(res) == [a["frame_dir"] for a in setup["clips"]]
+    for clip, r in zip(setup["clips"], res.values(), strict=True):
+        probs = np.array(r["probs"])
+        assert probs.shape == (12,) and abs(probs.sum() - 1) < 1e-5 and (probs >= 0).all()
+        assert len(r["top5"]) == 5 and r["label"] == clip["label"]
+        ids = [c for c, _, _ in r["top5"]]
+        assert ids == list(np.argsort(-probs)[:5])
+        assert all(name == names[c] and p == pytest.approx(probs[c]) for c, name, p in r["top5"])
+        assert clip["frame_dir"] in stdout and r["top5"][0][1] in stdout
+    assert json.loads(out_file.read_text()) == json.loads(json.dumps(res))
+
+
+def test_equals_main_evaluate(setup, tmp_path, monkeypatch):
+    """Probabilities equal the softmax-mean over views of the logits `main.py --evaluate` computes;
+    the views (2 clips + flip) come from the checkpoint's saved flags."""
+    logits = []
+    real = cli.evaluate
+
+    def spy(model, *a, **k):
+        hook = model.register_forward_hook(lambda m, i, o: logits.append(o.detach().float()))
+        try:
+            return real(model, *a, **k)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(cli, "evaluate", spy)
+    out = cli.main(
+        [
+            "synthetic", "--ann_file", str(setup["clip_file"]), "--evaluate", str(setup["ckpt"]),
+            "--run_dir", str(tmp_path), "--name", "ev", "--eval_alphas", "0", "--num_clips", "2", "--test_flip",
+            "--valbatchsize", "3", "-j", "0", "--device", "cpu",
+        ]
+    )  # fmt: skip
+    ref = torch.cat(logits).softmax(-1).view(NUM_CLIPS, 2 * 2, -1).mean(1).numpy()  # (N, C): 2 clips x 2 flips
+    res = run_predict(setup, "--input", str(setup["clip_file"]))
+    got = np.array([res[a["frame_dir"]]["probs"] for a in setup["clips"]])
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    labels = np.array([a["label"] for a in setup["clips"]])
+    assert out["robustness"][0]["top1"] == pytest.approx((got.argmax(1) == labels).mean())
+    # Other views give other probabilities: the options are read.
+    single = run_predict(setup, "--input", str(setup["clip_file"]), "--num_clips", "1", "--no-test_flip")
+    assert not np.allclose(np.array([single[a["frame_dir"]]["probs"] for a in setup["clips"]]), got)
+
+
+def test_list_and_single_dict_inputs(setup, tmp_path):
+    full = run_predict(setup, "--input", str(setup["clip_file"]))
+    unlabelled = [{k: v for k, v in a.items() if k != "label"} for a in setup["clips"]]
+    as_list = run_predict(setup, "--input", str(dump(unlabelled, tmp_path / "list.pkl")))
+    assert list(as_list) == list(full)
+    for name, r in as_list.items():
+        assert r["label"] == -1 and np.allclose(r["probs"], full[name]["probs"])
+    one = {k: v for k, v in setup["clips"][1].items() if k not in ("label", "frame_dir")}
+    single = run_predict(setup, "--input", str(dump(one, tmp_path / "one.pkl")))
+    [(name, r)] = single.items()
+    assert name == "one.pkl#0" and np.allclose(r["probs"], full[setup["clips"][1]["frame_dir"]]["probs"])
+
+
+def test_defaults_without_saved_args(setup, tmp_path):
+    """A checkpoint without the run's flags: 1 clip, no flip, and 'class N' names (no known dataset)."""
+    ckpt = torch.load(setup["ckpt"], weights_only=True)
+    del ckpt["args"]
+    bare = tmp_path / "bare.pt"
+    torch.save(ckpt, bare)
+    args = ["--device", "cpu", "--input", str(setup["clip_file"])]
+    res = predict.main(["--checkpoint", str(bare), *args])
+    ref = run_predict(setup, "--input", str(setup["clip_file"]), "--num_clips", "1", "--no-test_flip")
+    for name, r in res.items():
+        assert np.allclose(r["probs"], ref[name]["probs"])
+        assert all(n == f"class {c}" for c, n, _ in r["top5"])
+
+
+def _bad_inputs(tmp_path, clip):
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"not a pickle")
+    joints = dict(clip, keypoint=clip["keypoint"][:, :, :15], keypoint_score=clip["keypoint_score"][:, :, :15])
+    m, t = clip["keypoint"].shape[:2]
+    three_d = {"frame_dir": "x", "label": 0, "total_frames": t, "keypoint": np.ones((m, t, 17, 3), np.float32)}
+    skel = tmp_path / "S001C001P001R001A001.skeleton"
+    skel.write_text("not a skeleton\n")
+    other = tmp_path / "clip.txt"
+    other.write_text("?")
+    return {
+        "input_missing": (tmp_path / "absent.pkl", "does not exist"),
+        "unreadable": (garbage, "cannot unpickle"),
+        "wrong_joints": (dump([joints], tmp_path / "v15.pkl"), "15 joints"),
+        "three_d": (dump(three_d, tmp_path / "3d.pkl"), "3D"),
+        "skeleton": (skel, "skeleton"),
+        "unknown_type": (other, "unknown file type"),
+    }
+
+
+@pytest.mark.parametrize("case", ["input_missing", "unreadable", "wrong_joints", "three_d", "skeleton", "unknown_type"])
+def test_bad_inputs_are_one_line(setup, tmp_path, case):
+    path, words = _bad_inputs(tmp_path, setup["clips"][0])[case]
+    with pytest.raises(SystemExit) as e:
+        run_predict(setup, "--input", str(path))
+    msg = str(e.value.code)
+    assert msg.startswith("error:") and words in msg and "\n" not in msg
+
+
+def test_ntu_skeleton_file_reaches_the_layout_check(setup):
+    """A raw Kinect file (25 joints) is read by datasets/ntu_skeleton.py, then refused by a COCO-17 model."""
+    ntu = pytest.importorskip("datasets.ntu_skeleton")
+    if not hasattr(ntu, "read_skeleton_file"):
+        pytest.skip("datasets/ntu_skeleton.py has no read_skeleton_file yet")
+    path = shared_or_skip("data", "ntu_samples", "skeleton", "S001C001P001R001A011.skeleton")
+    with pytest.raises(SystemExit) as e:
+        run_predict(setup, "--input", str(path))
+    msg = str(e.value.code)
+    assert ("3D keypoints" in msg or "25 joints" in msg) and "\n" not in msg
+
+
+@pytest.mark.parametrize("case", ["missing", "foreign"])
+def test_bad_checkpoint_is_one_line(setup, tmp_path, case):
+    path = tmp_path / "model.pt"
+    if case == "foreign":
+        torch.save({"conv.weight": torch.zeros(2)}, path)  # a plain state dict, no run configuration
+    with pytest.raises(SystemExit) as e:
+        predict.main(["--checkpoint", str(path), "--input", str(setup["clip_file"]), "--device", "cpu"])
+    msg = str(e.value.code)
+    assert msg.startswith("error:") and "model.pt" in msg and "\n" not in msg
+
+
+def test_video_without_mediapipe_says_how_to_install(setup, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import fails, installed or not
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0")
+    with pytest.raises(SystemExit) as e:
+        run_predict(setup, "--input", str(video))
+    msg = str(e.value.code)
+    assert "pip install mediapipe==0.10.21" in msg and "\n" not in msg
+
+
+@pytest.fixture
+def fake_mediapipe(fixtures, monkeypatch):
+    """mediapipe and cv2 stand-ins replaying the landmarks that mediapipe 0.10.21 found on the first
+    frames of NTU's S001C001P001R001A001_rgb.avi (../shared/data/ntu_samples/mediapipe); one extra
+    frame has no person."""
+    ref = dict(np.load(fixtures / "predict" / "mediapipe_S001C001P001R001A001.npz"))
+    h, w = (int(s) for s in ref["img_shape"])
+    norm = ref["keypoint_mp33"] / np.array([w, h], dtype=np.float32)  # (T, 33, 2) fractions of the frame
+    point = types.SimpleNamespace
+    landmarks = [
+        point(landmark=[point(x=x, y=y, visibility=v) for (x, y), v in zip(xy, vis, strict=True)])
+        for xy, vis in zip(norm, ref["keypoint_score_mp33"], strict=True)
+    ] + [None]
+
+    class Pose:
+        def __init__(self, **kwargs):
+            self.frame = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def process(self, rgb):
+            assert rgb.shape == (h, w, 3)
+            self.frame += 1
+            return types.SimpleNamespace(pose_landmarks=landmarks[self.frame - 1])
+
+    class VideoCapture:
+        def __init__(self, path):
+            self.left = len(landmarks)
+
+        def isOpened(self):
+            return True
+
+        def read(self):
+            self.left -= 1
+            return (True, np.zeros((h, w, 3), np.uint8)) if self.left >= 0 else (False, None)
+
+        def release(self):
+            pass
+
+    mp = types.ModuleType("mediapipe")
+    mp.solutions = types.SimpleNamespace(pose=types.SimpleNamespace(Pose=Pose))
+    cv2 = types.ModuleType("cv2")
+    cv2.VideoCapture, cv2.COLOR_BGR2RGB, cv2.cvtColor = VideoCapture, 4, lambda img, code: img
+    monkeypatch.setitem(sys.modules, "mediapipe", mp)
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    return ref
+
+
+def test_video_keypoints_are_coco17_pixels(setup, tmp_path, fake_mediapipe, capsys):
+    ref = fake_mediapipe
+    video = tmp_path / "S001C001P001R001A001_rgb.avi"
+    video.write_bytes(b"\0")
+    ann = predict.read_video(video)
+    t = len(ref["keypoint"])
+    assert ann["keypoint"].shape == (1, t + 1, 17, 2) and ann["img_shape"] == (1080, 1920)
+    np.testing.assert_allclose(ann["keypoint"][0, :t], ref["keypoint"], rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(ann["keypoint_score"][0, :t], ref["keypoint_score"])
+    assert not ann["keypoint"][0, t].any() and not ann["keypoint_score"][0, t].any()  # no person: missing
+    res = run_predict(setup, "--input", str(video))
+    assert list(res) == ["S001C001P001R001A001_rgb"] and len(res["S001C001P001R001A001_rgb"]["top5"]) == 5
+
+
+def test_label_maps():
+    assert len(NTU60_CLASSES) == 60 and len(NTU120_CLASSES) == 120 and len(set(NTU120_CLASSES)) == 120
+    assert NTU120_CLASSES[0] == "drink water"
+    assert NTU60_CLASSES[59] == "walking apart from each other"
+    assert NTU120_CLASSES[57] == "handshaking"  # A058, the two-person sample of ../shared/data/ntu_samples
+    assert NTU120_CLASSES[119] == "finger-guessing game (playing rock-paper-scissors)"
+    assert class_names("ntu60", 60) == list(NTU60_CLASSES)
+    assert class_names("ntu120", 120)[60] == "put on headphone"
+    assert class_names("synthetic", 12) == synthetic_names(12)
+    assert class_names("ntu60", 10) == [f"class {i}" for i in range(10)]  # fine-tuned to another label set
+    assert class_names(None, 3) == ["class 0", "class 1", "class 2"]
