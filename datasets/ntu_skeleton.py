@@ -320,3 +320,26 @@ def actor_arrays(
             if score is not None:
                 score[m, t] = state_score[b.tracking]
     return keypoint, score
+
+
+def read_skeleton_file(path: str | Path, two_d: bool = False) -> dict:
+    """One raw `.skeleton` file as a pyskl annotation dict (up to two actors, 25 joints).
+
+    3D (default): keypoint (M, T, 25, 3) metres; two_d: colour pixels with tracking-state scores and
+    img_shape (1080, 1920). The label comes from the file name when it follows the NTU naming, else -1.
+    Raises SkeletonFormatError for a malformed file and ValueError when it holds no body.
+    """
+    path = Path(path)
+    skeleton = read_ntu_skeleton(path)
+    keypoint, score = actor_arrays(skeleton, max_actors=2, two_d=two_d)
+    if keypoint.shape[1] == 0:
+        raise ValueError(f"{path}: no body in any of its {skeleton.num_frames} frames")
+    stem = path.name.removesuffix(".skeleton")
+    try:
+        label = parse_ntu_name(stem).label
+    except ValueError:
+        label = -1
+    ann = {"frame_dir": stem, "label": label, "total_frames": keypoint.shape[1], "keypoint": keypoint}
+    if two_d:
+        ann.update(keypoint_score=score, img_shape=COLOR_SHAPE, original_shape=COLOR_SHAPE)
+    return ann
