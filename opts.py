@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test_flip", action="store_true", help="also test on the horizontally flipped clip (pyskl double)")
     g.add_argument("--max_persons", type=int, default=2, help="persons kept per clip (most confident), zero-padded")
     g.add_argument("-j", "--workers", type=int, default=2, help="data loading worker processes")
-    g.add_argument("--synthetic_clips", type=int, default=3, help="synthetic data: clips per class and per subject")
+    g.add_argument("--synthetic_clips", type=int, default=8, help="synthetic data: clips per class and per subject")
     g.add_argument("--synthetic_seed", type=int, default=0, help="synthetic data: generator seed")
 
     g = p.add_argument_group("model")
