@@ -64,6 +64,10 @@ def resolve_config(args: argparse.Namespace, store: KeypointStore, num_classes: 
     if store.num_joints != layout.num_joints:
         sys.exit(f"error: the data has {store.num_joints} joints but layout {layout.name} has {layout.num_joints}")
     if model_name == "motionbert":
+        if layout.name != "coco17":
+            _usage_error(
+                f"MotionBERT's preprocessing maps COCO-17 joints to H36M; layout {layout.name} is not supported"
+            )
         clip_len = args.clip_len or 243
         cfg = {"num_classes": num_classes, "dropout_ratio": args.dropout, "num_joints": layout.num_joints}
     else:
@@ -482,20 +486,21 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     # -- data
     spec = get_spec(args.dataset)
     synthetic = {"clips_per_class_per_subject": args.synthetic_clips, "seed": args.synthetic_seed}
-    store, ann_path = load_store(
-        args.dataset,
-        args.data_root,
-        args.ann_file,
-        synthetic_options=synthetic,
-        num_classes=None if args.dataset != "synthetic" else int(spec.num_classes * 0 + 10**6),
-    )
-    num_classes = int(store.labels.max()) + 1 if args.dataset == "synthetic" else spec.num_classes
-    layout = get_layout(spec.layout)
+    fixed_classes = args.dataset not in ("synthetic", "custom")  # others count the labels they hold
+    store, ann_path = load_store(args.dataset, args.data_root, args.ann_file, synthetic_options=synthetic,
+                                 num_classes=spec.num_classes if fixed_classes else 10**9)  # fmt: skip
+    num_classes = spec.num_classes if fixed_classes else int(store.labels.max()) + 1
+    layout = get_layout(store.layout or spec.layout)
+    if store.coord_dim != 2:
+        sys.exit(
+            f"error: {ann_path} holds {store.coord_dim}D keypoints; training needs 2D keypoints with scores "
+            "(e.g. ntu60_hrnet.pkl, or `python -m datasets.convert ... --2d`); 3D support comes later"
+        )
     try:
         train_split, test_split = split_names(spec, args.split)
-    except ValueError as e:
-        _usage_error(str(e))
-    train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)
+        train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)
+    except (ValueError, KeyError) as e:
+        _usage_error(str(e.args[0]))
 
     # -- evaluation only
     if args.evaluate:

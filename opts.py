@@ -207,6 +207,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     err = parser.error
+    if args.dataset == "custom" and not args.ann_file:
+        err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
     if not 0.0 <= args.percentage < 1.0:
         err(f"--percentage is the unlabelled fraction and must be in [0, 1), got {args.percentage}")
     if args.noise_alpha < 0 or any(a < 0 for a in args.eval_alphas):

@@ -115,6 +115,7 @@ class KeypointStore:
     img_shapes: np.ndarray
     names: list[str]
     splits: dict[str, np.ndarray]
+    layout: str | None = None  # joint layout named by the file (converters write it), else None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -217,4 +218,5 @@ def pack_annotations(data: dict, num_classes: int | None = None) -> KeypointStor
         img_shapes=img_shapes,
         names=names,
         splits=splits,
+        layout=data.get("layout"),
     )

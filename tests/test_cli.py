@@ -196,3 +196,46 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, ann_file, mon
         cli.main(args)
     assert "nan" in str(e.value.code) and "epoch 1" in str(e.value.code)
     assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def custom_file(tmp_path, coord_dim=2, layout="kinect20", joints=20):
+    """A tiny pyskl-format file of another joint layout, as datasets/convert.py writes them."""
+    rng = np.random.default_rng(0)
+    anns, split = [], {"xsub_train": [], "xsub_val": []}
+    for i in range(24):
+        t = int(rng.integers(12, 30))
+        kp = (rng.random((1, t, joints, coord_dim)) * 200 + 20).astype(np.float32)
+        ann = {"frame_dir": f"clip{i}", "label": i % 3, "total_frames": t, "keypoint": kp}
+        if coord_dim == 2:
+            ann.update(keypoint_score=np.ones((1, t, joints), np.float32), img_shape=(240, 320))
+        anns.append(ann)
+        split["xsub_train" if i < 16 else "xsub_val"].append(f"clip{i}")
+    path = tmp_path / "custom.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"split": split, "annotations": anns, "layout": layout}, f)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["Heatmap", "Limb"])
+def test_custom_dataset_with_its_own_layout(tmp_path, fmt, capsys):
+    path = custom_file(tmp_path)
+    args = base(tmp_path, path, fmt, "--input_f", fmt, "--max_persons", "1", *TINY_POSE)
+    args[0] = "custom"
+    cli.main(args)
+    ckpt = torch.load(tmp_path / fmt / "best.pt", weights_only=True)
+    assert ckpt["config"]["layout"] == "kinect20" and ckpt["config"]["num_classes"] == 3
+    assert ckpt["config"]["model_cfg"]["in_channels"] == (20 if fmt == "Heatmap" else 19)
+
+
+def test_custom_dataset_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["custom", "--device", "cpu"])
+    assert e.value.code == 2
+    path3d = custom_file(tmp_path, coord_dim=3, layout="ntu25", joints=25)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["custom", "--ann_file", str(path3d), "--run_dir", str(tmp_path), "--device", "cpu"])
+    assert "3D keypoints" in str(e.value.code) and "\n" not in str(e.value.code)
+    args = ["custom", "--ann_file", str(custom_file(tmp_path)), "--split", "xview", "--device", "cpu"]
+    with pytest.raises(SystemExit) as e:
+        cli.main(args)
+    assert e.value.code == 2 and "xview_train" in capsys.readouterr().err
