@@ -525,6 +525,8 @@ def test_store_pickles_fast_and_small() -> None:
             assert all(type(s) is str for s in value)
         elif field == "splits":
             assert all(isinstance(a, np.ndarray) for a in value.values())
+        elif field == "layout":
+            assert value is None or isinstance(value, str)
         else:
             assert isinstance(value, np.ndarray), field
 
