@@ -13,6 +13,7 @@ two views (+ TCL's pseudo-label loss in the optional fine-tuning stage).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -387,7 +388,7 @@ def robustness_sweep(model, store, test_idx, cfg, layout, args, rt, logger, epoc
     rows = []
     for alpha in args.eval_alphas:
         loader = make_loader(
-            test_dataset(store, test_idx, cfg, layout, args, alpha),
+            eval_dataset(store, test_idx, cfg, layout, args, alpha),
             args.valbatchsize,
             rt,
             args.seed,
@@ -404,7 +405,7 @@ def robustness_sweep(model, store, test_idx, cfg, layout, args, rt, logger, epoc
     return rows
 
 
-def test_dataset(store, idx, cfg: RunConfig, layout: Layout, args, alpha: float) -> SkeletonClips:
+def eval_dataset(store, idx, cfg: RunConfig, layout: Layout, args, alpha: float) -> SkeletonClips:
     return SkeletonClips(
         store,
         idx,
@@ -436,9 +437,16 @@ def checkpoint_state(model, opt, sched, scaler, epoch, best, cfg, args) -> dict:
         "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": asdict(cfg),
-        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "model_cfg"},
+        "args": checkpoint_args(args),
         "git": git_revision(),
     }
+
+
+def checkpoint_args(args: argparse.Namespace) -> dict:
+    """The parsed flags as plain values (--model_cfg pairs become a dict)."""
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    out["model_cfg"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.model_cfg}
+    return out
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -511,6 +519,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, enabled=rt.is_main)
+    if rt.is_main:  # the resolved run, readable without loading a checkpoint
+        resolved = {"argv": argv, "args": checkpoint_args(args), "config": asdict(cfg), "git": git_revision()}
+        (run_dir / "args.json").write_text(json.dumps(resolved, indent=1, default=str))
     for note in notes:
         echo(f"note: {note}", rt.is_main)
     echo(
@@ -552,7 +563,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
             args.workers,
         )
     val_loader = make_loader(
-        test_dataset(store, test_idx, cfg, layout, args, 0.0),
+        eval_dataset(store, test_idx, cfg, layout, args, 0.0),
         args.valbatchsize,
         rt,
         args.seed,

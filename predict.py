@@ -8,7 +8,7 @@ Inputs: a pyskl pickle (a whole `{'split', 'annotations'}` file, a list of annot
 annotation; labels optional), a raw NTU RGB+D `.skeleton` file (datasets/ntu_skeleton.py), or a video,
 whose one person is found by mediapipe's legacy pose model (optional: `pip install mediapipe==0.10.21`).
 
-Every clip takes the test-time path of training evaluation: `main.test_dataset` (the checkpoint's
+Every clip takes the test-time path of training evaluation: `main.eval_dataset` (the checkpoint's
 clip_len, input size and persons; `--num_clips` views), `main.model_input` (rendered volumes, with the
 flipped view under `--test_flip`), and the softmax averaged over the views as `main.evaluate` does, so
 a clip of an annotation file gets here the probabilities that `main.py --evaluate` scored it with.
@@ -322,7 +322,7 @@ def run(args: argparse.Namespace) -> dict:
     check_fits(store, cfg, layout, source)
     # The training run's seed, so that the clips are sampled exactly as its evaluation sampled them.
     test_opts = argparse.Namespace(num_clips=num_clips, seed=int(trained.get("seed", 0)))
-    dataset = cli.test_dataset(store, np.arange(len(store)), cfg, layout, test_opts, 0.0)
+    dataset = cli.eval_dataset(store, np.arange(len(store)), cfg, layout, test_opts, 0.0)
     loader = cli.make_loader(dataset, args.batch_size, rt, test_opts.seed, False, args.workers)
     indices, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
 
