@@ -7,6 +7,7 @@ work (exit code 2) before any work starts. `args` is never modified after parsin
 from __future__ import annotations
 
 import argparse
+import ast
 
 from datasets.catalog import CATALOG
 
@@ -28,10 +29,8 @@ MOTIONBERT_ONLY = ("lr_backbone1", "lr_head1", "lr_decay1", "weight_decay1")
 SGD_ONLY = ("lr", "lr_type", "lr_steps", "momentum", "weight_decay")
 
 
-def _model_cfg_item(text: str) -> tuple[str, object]:
+def parse_cfg_item(text: str) -> tuple[str, object]:
     """Parse KEY=VALUE with VALUE as a Python literal (int, float, tuple, bool) or a plain string."""
-    import ast
-
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
@@ -93,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model_cfg",
         nargs="+",
         default=[],
-        type=_model_cfg_item,
+        type=parse_cfg_item,
         metavar="KEY=VALUE",
         help="override backbone constructor arguments, e.g. --model_cfg depth=2 dim_feat=64",
     )

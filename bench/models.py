@@ -18,7 +18,6 @@ a CPU); the overrides are printed with the figures so they are never mistaken fo
 from __future__ import annotations
 
 import argparse
-import ast
 import platform
 import sys
 import time
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import create_model  # noqa: E402
+from opts import parse_cfg_item  # noqa: E402
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -161,17 +161,6 @@ def format_table(rows: list[dict]) -> str:
     )
 
 
-def _cfg_item(text: str) -> tuple[str, object]:
-    """KEY=VALUE with VALUE a Python literal (int, float, tuple, bool) or a plain string."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Forward + backward throughput of PoseConv3D and MotionBERT.",
@@ -190,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument(
             f"--{name}_cfg",
             nargs="+",
-            type=_cfg_item,
+            type=parse_cfg_item,
             default=[],
             metavar="KEY=VALUE",
             help=f"constructor overrides, e.g. {example}",
