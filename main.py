@@ -499,10 +499,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
                                  num_classes=spec.num_classes if fixed_classes else 10**9)  # fmt: skip
     num_classes = spec.num_classes if fixed_classes else int(store.labels.max()) + 1
     layout = get_layout(store.layout or spec.layout)
-    if store.coord_dim != 2:
-        sys.exit(
-            f"error: {ann_path} holds {store.coord_dim}D keypoints; training needs 2D keypoints with scores "
-            "(e.g. ntu60_hrnet.pkl, or `python -m datasets.convert ... --2d`); 3D support comes later"
+    if store.coord_dim != 2 and args.model_type == "motionbert":
+        _usage_error(
+            f"{ann_path} holds {store.coord_dim}D keypoints; MotionBERT here takes 2D keypoints with scores "
+            "(3D MotionBERT comes later); PoseConv3D and TSM take 3D clips through a 2D projection"
         )
     try:
         train_split, test_split = split_names(spec, args.split)

@@ -255,8 +255,9 @@ def pack_unlabelled(annotations: list[dict], source: str) -> tuple[KeypointStore
 
 
 def check_fits(store: KeypointStore, cfg: cli.RunConfig, layout: Layout, source: str) -> None:
-    """The keypoints must be what the model was trained on: 2D pixels with scores, in its joint layout."""
-    if store.coord_dim != 2:
+    """The keypoints must fit the model: its joint layout; 3D clips only for the rendered (pose) inputs,
+    which see them through datasets/clips.project_3d."""
+    if store.coord_dim != 2 and cfg.pipeline != "pose":
         raise PredictError(
             f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model takes 2D pixel keypoints "
             f"with scores ({layout.name}); use 2D keypoints (a pose estimator's output, or the RGB video)"

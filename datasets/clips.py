@@ -47,6 +47,28 @@ def _top_persons(kp: np.ndarray, score: np.ndarray, max_persons: int) -> tuple[n
     return kp, score
 
 
+PROJECTION_SIDE = 1000  # pixels of the virtual frame that 3D clips are projected into
+
+
+def project_3d(keypoint: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The documented 2D projection of 3D skeletons for the rendered inputs.
+
+    keypoint (M, T, V, 3) metres (x right, y up, z depth; Kinect/NTU), score (M, T, V) with 0 for missing
+    joints. Orthographic front view: image x = x, image y = -y (down), centred on the clip's visible
+    joints and scaled so that their larger extent spans 80% of a 1000 x 1000 px frame. Missing joints
+    stay at (0, 0). Returns (keypoint (M, T, V, 2) float32 pixels, img_shape (1000, 1000)).
+    """
+    xy = np.stack([keypoint[..., 0], -keypoint[..., 1]], axis=-1).astype(np.float32)  # (M, T, V, 2)
+    seen = score > 0
+    out = np.zeros_like(xy)
+    if seen.any():
+        pts = xy[seen]  # (K, 2)
+        lo, hi = pts.min(0), pts.max(0)
+        scale = 0.8 * PROJECTION_SIDE / max(float((hi - lo).max()), 1e-6)
+        out[seen] = (pts - (lo + hi) / 2) * scale + PROJECTION_SIDE / 2
+    return out, (PROJECTION_SIDE, PROJECTION_SIDE)
+
+
 class SkeletonClips(Dataset):
     """Clips of a KeypointStore for training or evaluation.
 
@@ -78,10 +100,10 @@ class SkeletonClips(Dataset):
     ) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
-        if store.coord_dim != 2:
+        if store.coord_dim != 2 and pipeline != "pose":
             raise ValueError(
                 f"the {pipeline} input path needs 2D keypoints (x, y pixels with scores), but this annotation "
-                f"file has {store.coord_dim}D keypoints: use the 2D file (e.g. ntu60_hrnet.pkl)"
+                f"file has {store.coord_dim}D keypoints: use a 2D file (e.g. ntu60_hrnet.pkl)"
             )
         if train and num_clips != 1:
             raise ValueError("training samples one clip per item; num_clips > 1 is for evaluation")
@@ -152,6 +174,8 @@ class SkeletonClips(Dataset):
                 r["keypoint"] = add_joint_noise(
                     r["keypoint"], r["keypoint_score"], alpha, noise_rng, img_shape=clip["img_shape"]
                 )
+            if r["keypoint"].shape[-1] == 3:  # 3D noise is drawn in metres first, then the clip is projected
+                r["keypoint"], r["img_shape"] = project_3d(r["keypoint"], r["keypoint_score"])
             r = self.geometry(r, np.random.default_rng(aug_seed))
             kp, score = _top_persons(r["keypoint"], r["keypoint_score"], self.max_persons)
             m, st, v = score.shape

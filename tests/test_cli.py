@@ -232,10 +232,36 @@ def test_custom_dataset_errors(tmp_path, capsys):
         cli.main(["custom", "--device", "cpu"])
     assert e.value.code == 2
     path3d = custom_file(tmp_path, coord_dim=3, layout="ntu25", joints=25)
+    args = ["custom", "--ann_file", str(path3d), "--run_dir", str(tmp_path), "--device", "cpu", "--model_type"]
     with pytest.raises(SystemExit) as e:
-        cli.main(["custom", "--ann_file", str(path3d), "--run_dir", str(tmp_path), "--device", "cpu"])
-    assert "3D keypoints" in str(e.value.code) and "\n" not in str(e.value.code)
+        cli.main([*args, "motionbert", "--input_f", "Skeleton"])
+    assert e.value.code == 2 and "3D keypoints" in capsys.readouterr().err
     args = ["custom", "--ann_file", str(custom_file(tmp_path)), "--split", "xview", "--device", "cpu"]
     with pytest.raises(SystemExit) as e:
         cli.main(args)
     assert e.value.code == 2 and "xview_train" in capsys.readouterr().err
+
+
+def test_3d_clips_train_poseconv_through_the_projection(tmp_path):
+    path = custom_file(tmp_path, coord_dim=3, layout="ntu25", joints=25)
+    args = base(tmp_path, path, "3d", "--input_f", "Limb", "--max_persons", "1", *TINY_POSE)
+    args[0] = "custom"
+    out = cli.main(args)
+    assert out["robustness"][0]["clips"] == 8
+    ckpt = torch.load(tmp_path / "3d" / "best.pt", weights_only=True)
+    assert ckpt["config"]["layout"] == "ntu25" and ckpt["config"]["model_cfg"]["in_channels"] == 24  # bones
+
+
+def test_projection_of_3d_clips():
+    from datasets.clips import project_3d
+
+    kp = np.zeros((1, 2, 3, 3), np.float32)
+    kp[0, :, 0] = [0.0, 1.0, 2.0]  # head, 1 m up
+    kp[0, :, 1] = [0.5, 0.0, 2.0]  # hand, 0.5 m right
+    score = np.ones((1, 2, 3), np.float32)
+    score[0, :, 2] = 0  # a missing joint
+    xy, shape = project_3d(kp, score)
+    assert shape == (1000, 1000)
+    np.testing.assert_allclose(xy[0, 0, 0], [300, 100])  # extent 1 m -> 800 px, centred at (0.25, -0.5)
+    np.testing.assert_allclose(xy[0, 0, 1], [700, 900])  # image y points down
+    assert (xy[0, :, 2] == 0).all()

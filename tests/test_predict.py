@@ -132,7 +132,6 @@ def _bad_inputs(tmp_path, clip):
     garbage.write_bytes(b"not a pickle")
     joints = dict(clip, keypoint=clip["keypoint"][:, :, :15], keypoint_score=clip["keypoint_score"][:, :, :15])
     m, t = clip["keypoint"].shape[:2]
-    three_d = {"frame_dir": "x", "label": 0, "total_frames": t, "keypoint": np.ones((m, t, 17, 3), np.float32)}
     skel = tmp_path / "S001C001P001R001A001.skeleton"
     skel.write_text("not a skeleton\n")
     other = tmp_path / "clip.txt"
@@ -141,13 +140,12 @@ def _bad_inputs(tmp_path, clip):
         "input_missing": (tmp_path / "absent.pkl", "does not exist"),
         "unreadable": (garbage, "cannot unpickle"),
         "wrong_joints": (dump([joints], tmp_path / "v15.pkl"), "15 joints"),
-        "three_d": (dump(three_d, tmp_path / "3d.pkl"), "3D"),
         "skeleton": (skel, "skeleton"),
         "unknown_type": (other, "unknown file type"),
     }
 
 
-@pytest.mark.parametrize("case", ["input_missing", "unreadable", "wrong_joints", "three_d", "skeleton", "unknown_type"])
+@pytest.mark.parametrize("case", ["input_missing", "unreadable", "wrong_joints", "skeleton", "unknown_type"])
 def test_bad_inputs_are_one_line(setup, tmp_path, case):
     path, words = _bad_inputs(tmp_path, setup["clips"][0])[case]
     with pytest.raises(SystemExit) as e:
@@ -266,3 +264,12 @@ def test_label_maps():
     assert class_names("synthetic", 12) == synthetic_names(12)
     assert class_names("ntu60", 10) == [f"class {i}" for i in range(10)]  # fine-tuned to another label set
     assert class_names(None, 3) == ["class 0", "class 1", "class 2"]
+
+
+def test_3d_clips_go_through_the_projection(setup, tmp_path):
+    """A pose model takes 3D clips of its layout (datasets/clips.project_3d), as training does."""
+    rng = np.random.default_rng(1)
+    kp = rng.normal(size=(1, 20, 17, 3)).astype(np.float32)
+    path = dump({"frame_dir": "x3d", "label": 0, "total_frames": 20, "keypoint": kp}, tmp_path / "3d.pkl")
+    res = run_predict(setup, "--input", str(path))
+    assert len(res["x3d"]["top5"]) == 5 and abs(sum(res["x3d"]["probs"]) - 1) < 1e-5
