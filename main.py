@@ -56,6 +56,7 @@ class RunConfig:
     max_persons: int
     layout: str
     num_classes: int
+    coord_dim: int = 2  # of the training keypoints: 2 (pixels + scores) or 3 (metres)
 
 
 def resolve_config(args: argparse.Namespace, store: KeypointStore, num_classes: int, layout: Layout) -> RunConfig:
@@ -65,9 +66,10 @@ def resolve_config(args: argparse.Namespace, store: KeypointStore, num_classes: 
     if store.num_joints != layout.num_joints:
         sys.exit(f"error: the data has {store.num_joints} joints but layout {layout.name} has {layout.num_joints}")
     if model_name == "motionbert":
-        if layout.name != "coco17":
+        if layout.name != "coco17" and store.coord_dim == 2:
             _usage_error(
-                f"MotionBERT's preprocessing maps COCO-17 joints to H36M; layout {layout.name} is not supported"
+                f"MotionBERT's 2D preprocessing maps COCO-17 joints to H36M; 2D layout {layout.name} is not "
+                "supported (3D files of any layout are)"
             )
         clip_len = args.clip_len or 243
         cfg = {"num_classes": num_classes, "dropout_ratio": args.dropout, "num_joints": layout.num_joints}
@@ -91,6 +93,8 @@ def resolve_config(args: argparse.Namespace, store: KeypointStore, num_classes: 
                 partial_bn=not args.npb,
             )
     cfg.update(dict(args.model_cfg))
+    if model_name == "motionbert" and args.num_clips > 1:
+        _usage_error("--num_clips is for PoseConv3D and TSM: MotionBERT's test clip is the whole sequence resampled")
     if model_name == "motionbert" and clip_len > cfg.get("maxlen", 243):
         _usage_error(f"--clip_len {clip_len} exceeds MotionBERT's maxlen {cfg.get('maxlen', 243)}")
     return RunConfig(
@@ -103,6 +107,7 @@ def resolve_config(args: argparse.Namespace, store: KeypointStore, num_classes: 
         max_persons=args.max_persons,
         layout=layout.name,
         num_classes=num_classes,
+        coord_dim=store.coord_dim,
     )
 
 
@@ -499,11 +504,6 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
                                  num_classes=spec.num_classes if fixed_classes else 10**9)  # fmt: skip
     num_classes = spec.num_classes if fixed_classes else int(store.labels.max()) + 1
     layout = get_layout(store.layout or spec.layout)
-    if store.coord_dim != 2 and args.model_type == "motionbert":
-        _usage_error(
-            f"{ann_path} holds {store.coord_dim}D keypoints; MotionBERT here takes 2D keypoints with scores "
-            "(3D MotionBERT comes later); PoseConv3D and TSM take 3D clips through a 2D projection"
-        )
     try:
         train_split, test_split = split_names(spec, args.split)
         train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)

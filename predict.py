@@ -255,12 +255,12 @@ def pack_unlabelled(annotations: list[dict], source: str) -> tuple[KeypointStore
 
 
 def check_fits(store: KeypointStore, cfg: cli.RunConfig, layout: Layout, source: str) -> None:
-    """The keypoints must fit the model: its joint layout; 3D clips only for the rendered (pose) inputs,
-    which see them through datasets/clips.project_3d."""
-    if store.coord_dim != 2 and cfg.pipeline != "pose":
+    """The keypoints must fit the model: its joint layout, and for MotionBERT the dimension it was trained
+    on (rendered inputs take 3D clips through datasets/clips.project_3d)."""
+    if store.coord_dim != cfg.coord_dim and cfg.pipeline != "pose":
         raise PredictError(
-            f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model takes 2D pixel keypoints "
-            f"with scores ({layout.name}); use 2D keypoints (a pose estimator's output, or the RGB video)"
+            f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model was trained on "
+            f"{cfg.coord_dim}D keypoints ({layout.name}); give it keypoints of that kind"
         )
     if store.num_joints != layout.num_joints:
         raise PredictError(

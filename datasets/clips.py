@@ -10,7 +10,8 @@ device (utils/render.py). Each item is a dict of small arrays::
     index           int64 ()  position in the store
 
 For MotionBERT (`pipeline='motionbert'`) the keypoints are its normalised model input instead:
-`keypoint` float32 (S, 2, clip_len, 17, 3) (x, y, score) and no `keypoint_score`.
+`keypoint` float32 (1, 2, clip_len, V, 3): (x, y, score) from 2D COCO-17 keypoints as upstream prepares
+them, or (x, y, z) from 3D joints of any layout; no `keypoint_score`.
 
 Randomness: a training item draws from a generator seeded by (seed, epoch, index), so the data do
 not depend on the number of workers and a resumed run sees the same clips. Evaluation noise comes
@@ -24,7 +25,7 @@ from torch.utils.data import Dataset
 
 from datasets.annotations import KeypointStore
 from datasets.layouts import Layout
-from datasets.motionbert_prep import motionbert_clip
+from datasets.motionbert_prep import motionbert_clip, motionbert_clip_3d
 from datasets.noise import add_joint_noise, eval_noise_rng
 from datasets.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
 
@@ -100,11 +101,6 @@ class SkeletonClips(Dataset):
     ) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
-        if store.coord_dim != 2 and pipeline != "pose":
-            raise ValueError(
-                f"the {pipeline} input path needs 2D keypoints (x, y pixels with scores), but this annotation "
-                f"file has {store.coord_dim}D keypoints: use a 2D file (e.g. ntu60_hrnet.pkl)"
-            )
         if train and num_clips != 1:
             raise ValueError("training samples one clip per item; num_clips > 1 is for evaluation")
         self.store, self.indices = store, np.asarray(indices, dtype=np.int64)
@@ -200,20 +196,22 @@ class SkeletonClips(Dataset):
         for prefix, alpha in wanted:
             k = kp
             if alpha > 0:
-                # Noise on the raw pixels; back to the stored dtype so MotionBERT's float16 camera
+                # Noise on the raw coordinates; back to the stored dtype so MotionBERT's float16 camera
                 # normalisation is applied to noisy and clean clips alike.
                 k = add_joint_noise(kp, score, alpha, noise_rng, img_shape=clip["img_shape"]).astype(kp.dtype)
-            views = [
-                motionbert_clip(
+            view_rng = np.random.default_rng(aug_seed)
+            if k.shape[-1] == 3:  # 3D joints of any layout: x, y, z centred and scaled per clip
+                view = motionbert_clip_3d(k, self.clip_len, test_mode=not self.train, rng=view_rng)
+            else:
+                view = motionbert_clip(
                     k,
                     score,
                     clip["img_shape"],
                     clip_len=self.clip_len,
                     test_mode=not self.train,
                     scale_range=(1, 3) if self.train else (2, 2),
-                    rng=np.random.default_rng(aug_seed),
+                    rng=view_rng,
                 )
-                for _ in range(self.num_clips)
-            ]
-            out[prefix + "keypoint"] = np.stack(views).astype(np.float32)  # (S, 2, T, 17, 3)
+            # One view: MotionBERT's test clip is the whole sequence resampled, so more would be copies.
+            out[prefix + "keypoint"] = view[None].astype(np.float32)  # (1, 2, T, V, 3)
         return out

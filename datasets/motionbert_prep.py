@@ -362,3 +362,34 @@ def motionbert_clip(
     if random_move_aug:
         motion = random_move(motion, rng)
     return crop_scale(motion, scale_range, rng)
+
+
+def motionbert_clip_3d(
+    keypoint: np.ndarray,
+    clip_len: int = 243,
+    test_mode: bool = True,
+    rng: np.random.Generator | None = None,
+    max_persons: int = 2,
+) -> np.ndarray:
+    """MotionBERT's input from 3D joints (NTU-25, Kinect-20, ... any layout): (max_persons, clip_len, V, 3).
+
+    keypoint (M, F, V, 3) metres, all-zero joints missing. Frames are resampled as `resample` does (random
+    in training). The clip is centred on the middle of its visible joints' bounding box and divided by half
+    its diagonal, so the body lies within the unit ball whatever its size or position; missing joints stay
+    0. Persons beyond `max_persons` (the least visible) are dropped, absent ones are zeros.
+    """
+    if keypoint.ndim != 4 or keypoint.shape[-1] != 3:
+        raise ValueError(f"motionbert_clip_3d expects keypoint (M, F, V, 3), got {keypoint.shape}")
+    ids = resample(keypoint.shape[1], clip_len, randomness=not test_mode, rng=rng)
+    kp = keypoint[:, ids].astype(np.float32)  # (M, T, V, 3), a copy
+    visible = np.abs(kp).sum(-1) > 0  # (M, T, V)
+    if kp.shape[0] > max_persons:
+        keep = np.sort(np.argsort(-visible.sum((1, 2)), kind="stable")[:max_persons])
+        kp, visible = kp[keep], visible[keep]
+    if visible.any():
+        pts = kp[visible]  # (K, 3)
+        lo, hi = pts.min(0), pts.max(0)
+        kp[visible] = (pts - (lo + hi) / 2) / max(float(np.linalg.norm(hi - lo)) / 2, 1e-6)
+    out = np.zeros((max_persons, clip_len, kp.shape[2], 3), np.float32)
+    out[: kp.shape[0]] = kp
+    return out

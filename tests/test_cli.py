@@ -231,11 +231,11 @@ def test_custom_dataset_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["custom", "--device", "cpu"])
     assert e.value.code == 2
-    path3d = custom_file(tmp_path, coord_dim=3, layout="ntu25", joints=25)
-    args = ["custom", "--ann_file", str(path3d), "--run_dir", str(tmp_path), "--device", "cpu", "--model_type"]
+    path2d = custom_file(tmp_path)  # 2D Kinect-20: MotionBERT's 2D path is COCO-17 only
+    args = ["custom", "--ann_file", str(path2d), "--run_dir", str(tmp_path), "--device", "cpu", "--model_type"]
     with pytest.raises(SystemExit) as e:
         cli.main([*args, "motionbert", "--input_f", "Skeleton"])
-    assert e.value.code == 2 and "3D keypoints" in capsys.readouterr().err
+    assert e.value.code == 2 and "kinect20" in capsys.readouterr().err
     args = ["custom", "--ann_file", str(custom_file(tmp_path)), "--split", "xview", "--device", "cpu"]
     with pytest.raises(SystemExit) as e:
         cli.main(args)
@@ -265,3 +265,12 @@ def test_projection_of_3d_clips():
     np.testing.assert_allclose(xy[0, 0, 0], [300, 100])  # extent 1 m -> 800 px, centred at (0.25, -0.5)
     np.testing.assert_allclose(xy[0, 0, 1], [700, 900])  # image y points down
     assert (xy[0, :, 2] == 0).all()
+
+
+def test_3d_clips_train_motionbert(tmp_path):
+    path = custom_file(tmp_path, coord_dim=3, layout="ntu25", joints=25)
+    args = base(tmp_path, path, "mb3d", "--model_type", "motionbert", "--input_f", "Skeleton", *TINY_MB)
+    args[0] = "custom"
+    out = cli.main(args)
+    assert out["robustness"][1]["alpha"] == 0.1 and out["robustness"][1]["clips"] == 8
+    assert torch.load(tmp_path / "mb3d" / "best.pt", weights_only=True)["config"]["model_cfg"]["num_joints"] == 25

@@ -283,3 +283,23 @@ def test_input_validation():
     _err(resample, 0, 243, False)
     _err(crop_scale, g["motion"], (3, 1))
     _err(prepare_motion, kp, score, (1080, 1920), np.array([0, 40]))
+
+
+def test_motionbert_clip_3d_centres_scales_and_keeps_missing_joints():
+    from datasets.motionbert_prep import motionbert_clip_3d
+
+    rng = np.random.default_rng(0)
+    kp = (rng.normal(size=(3, 30, 25, 3)) * 0.3 + [1.0, 0.5, 3.0]).astype(np.float32)
+    kp[2] = 0  # a person never seen: dropped in favour of the two visible ones
+    kp[0, 4, 7] = 0  # a missing joint
+    before = kp.copy()
+    out = motionbert_clip_3d(kp, clip_len=30)
+    assert out.shape == (2, 30, 25, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(kp, before)  # the input is not modified
+    assert (out[0, 4, 7] == 0).all()
+    seen = np.abs(out).sum(-1) > 0
+    pts = out[seen]
+    np.testing.assert_allclose((pts.min(0) + pts.max(0)) / 2, 0, atol=1e-5)  # centred
+    assert abs(np.linalg.norm(pts.max(0) - pts.min(0)) - 2) < 1e-4  # half-diagonal 1
+    train = motionbert_clip_3d(kp, clip_len=16, test_mode=False, rng=np.random.default_rng(1))
+    assert train.shape == (2, 16, 25, 3)
