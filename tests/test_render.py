@@ -120,6 +120,7 @@ def _random_clips(seed: int, n: int, m: int, t: int, size: tuple[int, int]):
 def test_matches_loop_reference_on_random_clips(size, use_score, monkeypatch):
     # A tiny chunk makes the renderer evaluate windows in many steps that straddle persons.
     monkeypatch.setattr(R, "_CHUNK", 150)
+    monkeypatch.setattr(R, "_LIMB_CHUNK", 150)
     kp, score = _random_clips(0, n=2, m=3, t=3, size=size)
     for limbs, atol in ((None, 1e-6), (COCO17.limbs, 5e-6)):
         reference = render_batch(kp, score, size, use_score=use_score, limbs=limbs)
@@ -130,6 +131,49 @@ def test_matches_loop_reference_on_random_clips(size, use_score, monkeypatch):
             ours = R.render_limb_heatmaps(*args, limbs, use_score=use_score)
         assert ours.dtype == torch.float32 and ours.shape == reference.shape
         np.testing.assert_allclose(ours.numpy(), reference, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize(
+    "bucket_cost,max_candidates",
+    [(R._BUCKET_COST, R._MAX_CANDIDATES), (0, R._MAX_CANDIDATES), (float("inf"), R._MAX_CANDIDATES), (0, 8)],
+    ids=["default", "a-shape-per-box-shape", "one-shape", "rounded-shapes"],
+)
+def test_limbs_match_loop_with_any_window_shapes(bucket_cost, max_candidates, monkeypatch):
+    """Limb boxes of every size and orientation, overlapping persons: whatever window shapes the renderer
+    picks (exact boxes, one window for all, rounded shapes), its limbs are the loop's to float32 rounding
+    (tighter than the golden tolerance: only exp() differs) and it draws nothing outside the boxes."""
+    monkeypatch.setattr(R, "_BUCKET_COST", bucket_cost)
+    monkeypatch.setattr(R, "_MAX_CANDIDATES", max_candidates)
+    monkeypatch.setattr(R, "_LIMB_CHUNK", 2000 if bucket_cost < float("inf") else 1 << 17)  # several chunks a shape
+    size = (48, 64)
+    kp, score = _random_clips(7, n=2, m=3, t=4, size=size)
+    reference = render_batch(kp, score, size, limbs=COCO17.limbs)
+    ours = R.render_limb_heatmaps(torch.from_numpy(kp), torch.from_numpy(score), size, COCO17.limbs).numpy()
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-6)
+    assert not np.any((ours != 0) & (reference == 0))
+
+
+def test_window_shapes_cover_every_box(monkeypatch):
+    rng = np.random.default_rng(0)
+    hist = np.zeros((30, 12), dtype=np.int64)  # boxes: long side (rows) x short side (columns)
+    long = rng.integers(4, 30, 60)
+    hist[long, np.minimum(rng.integers(3, 12, 60), long)] = rng.integers(1, 5000, 60)
+    cells = np.argwhere(hist > 0)
+    for cost, max_candidates in ((32768, 256), (0, 256), (float("inf"), 256), (32768, 8)):
+        monkeypatch.setattr(R, "_MAX_CANDIDATES", max_candidates)
+        shapes, table = R._window_shapes(hist, cost)
+        assert 1 <= len(shapes) <= R._MAX_SHAPES
+        fits = (shapes[:, None] >= cells[None]).all(axis=2)  # (S, K)
+        assigned = table[cells[:, 0], cells[:, 1]]
+        assert fits[assigned, np.arange(len(cells))].all()  # every box fits its window
+        area = np.where(fits, shapes.prod(axis=1)[:, None], np.inf)
+        assert (area[assigned, np.arange(len(cells))] == area.min(axis=0)).all()  # the smallest that fits
+        if cost == float("inf"):
+            assert shapes.tolist() == [cells.max(axis=0).tolist()]  # one window for all
+        if cost == 0 and max_candidates == 256:
+            padded = (area.min(axis=0) * hist[cells[:, 0], cells[:, 1]]).sum()
+            exact = (cells.prod(axis=1) * hist[cells[:, 0], cells[:, 1]]).sum()
+            assert padded < 1.05 * exact  # (up to _MAX_SHAPES shapes) nearly no padding
 
 
 def _one_joint(x: float, y: float, s: float, size=(20, 30)) -> torch.Tensor:

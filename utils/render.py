@@ -19,10 +19,11 @@ of them as one (ky, kx, rows) tensor, and write them into a zeroed volume with `
 are shifted to lie inside the frame (their pixels outside the true, clipped range get 0), so the
 pixels of one window are distinct and the writes need no atomics. Windows of different persons that
 overlap in a plane (rare) are maxed in afterwards, person by person (gather, max, write); missing
-joints (value 0) are skipped. Limbs use the same scheme, one channel at a time, with a window as
-large as that limb's largest box in the batch. On a CPU the cost is then mostly zeroing the volume:
-pass a reused `out` buffer, since a fresh multi-hundred-MB allocation costs more in page faults than
-the rendering itself.
+joints (value 0) are skipped. Limbs are drawn on their boxes (of very different shapes), with
+windows of a few shapes chosen per batch, all limb channels at once (`_render_limbs`). On a CPU the
+cost is then mostly zeroing the volume and the cache misses of the scattered writes: pass a reused
+`out` buffer, since a fresh multi-hundred-MB allocation costs more in page faults than the rendering
+itself.
 
 Precision follows upstream under NumPy 1.x (see bench/render_loop.py, the loop reference): window
 bounds are `int()`-truncated float64 values, the squared limb length is float64 (rounded to float32
@@ -35,6 +36,7 @@ import math
 from collections.abc import Callable, Sequence
 from functools import partial
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -42,6 +44,12 @@ from datasets.layouts import COCO17, Layout
 
 EPS = 1e-3  # pyskl skips joints and limbs whose value (score, or 1 without scores) is below this
 _CHUNK = 1 << 20  # window pixels evaluated per step; bounds the temporaries (4 MB each)
+_LIMB_CHUNK = 1 << 17  # the same for limbs (0.5 MB temporaries; larger steps are no faster on a CPU)
+_BUCKET_COST = 32768  # window pixels one more limb window shape must save to pay for its ~30 small ops
+_MAX_CANDIDATES = 256  # limb box shapes searched as they are; more are rounded (see `_window_shapes`)
+_MAX_SHAPES = 32  # limb window shapes per batch at most
+_EXP_FLOOR = -87.0  # exp() of less is subnormal or 0 in float32 (and ~20x slower in torch's CPU kernel)
+_EXP_ZERO = 2e-38  # > exp(_EXP_FLOOR): limb Gaussians up to this are set to 0 (upstream: < 2e-38)
 
 # Canonical input-format names and their accepted aliases (matched case-insensitively).
 _FORMATS = {
@@ -105,53 +113,38 @@ def _point_patches(
     return d2.mul_(-0.5).div_(sigma**2).exp_().mul_(value)
 
 
-def _limb_bounds(s: Tensor, e: Tensor, sigma: float, size: tuple[int, int]) -> tuple[Tensor, ...]:
-    """Drawn pixel range of each limb (start s, end e: (..., 2) float32), as upstream.
+def _limb_patches(u: Tensor, v: Tensor, d2_u: Tensor, d2_v: Tensor, row: Tensor, *, sigma: float) -> Tensor:
+    """Windows of limb Gaussians, (ku, kv, R) float32, with upstream's float32 operations and roundings.
 
-    Returns x0, x1, y0, y1 (...,) int64 and the short-limb mask: a limb shorter than 1 px is drawn as
-    its start joint, so it gets the start joint's range. That range lies inside the limb's box, which
-    upstream checks first (an empty box draws nothing), so taking it directly is equivalent.
+    A window's axes are u and v, (y, x) or (x, y) per row. u: (ku, 1, R) and v: (1, kv, R) pixel
+    coordinates; d2_u: (2, ku, 1, R) squared u distances to the start and the end joint, d2_v:
+    (2, 1, kv, R) the same along v; row: (9, R) per-row start u, end u, start v, end v,
+    end u - start u, end v - start v, squared length, twice that, and peak value.
+
+    Upstream's formula, with the same float32 roundings, but without its two `where`s (several times
+    slower than arithmetic on a CPU): clamping the foot parameter to [0, 1] gives the start joint's
+    distance exactly where upstream takes it (start + 0 * (end - start) is the start), and
+    lerp(d2_line, d2_end, floor(coeff)) takes d2_end exactly where coeff >= 1 (lerp with weight 0
+    or 1 returns an end point exactly, on every device). So the squared distances are upstream's bit
+    for bit; only exp() may differ in the last bit between NumPy and torch.
     """
-    h, w = size
-    sx, sy, ex, ey = s[..., 0], s[..., 1], e[..., 0], e[..., 1]
-    # pyskl squares the float32 differences as scalars, i.e. in float64 under NumPy 1.x.
-    short = (sx - ex).double() ** 2 + (sy - ey).double() ** 2 < 1
-    x0, x1 = _bounds(
-        torch.where(short, sx, torch.minimum(sx, ex)), torch.where(short, sx, torch.maximum(sx, ex)), sigma, w
-    )
-    y0, y1 = _bounds(
-        torch.where(short, sy, torch.minimum(sy, ey)), torch.where(short, sy, torch.maximum(sy, ey)), sigma, h
-    )
-    return x0, x1, y0, y1, short
-
-
-def _limb_patches(
-    window: tuple[Tensor, ...], value: Tensor, s: Tensor, e: Tensor, short: Tensor, *, sigma: float, k: tuple[int, int]
-) -> Tensor:
-    """Windows of limb Gaussians, (ky, kx, R) float32.
-
-    window, value: as `_point_patches`; s, e: (R, 2) float32 start and end joints; short: (R,) bool,
-    limbs that upstream draws as their start joint alone (shorter than 1 px).
-    """
-    x0, x1, y0, y1, ox, oy = window
-    xf, in_x = _axis(x0, x1, ox, k[1])
-    yf, in_y = _axis(y0, y1, oy, k[0])
-    # Moving a short limb's end onto its start makes the segment distance exactly the start distance.
-    e = torch.where(short[:, None], s, e)
-    d2_ab = ((s[:, 0] - e[:, 0]).double() ** 2 + (s[:, 1] - e[:, 1]).double() ** 2).float()  # as upstream
-    d2_ab = torch.where(short, 1.0, d2_ab)  # (R,)
-
-    xf, yf = xf[None, :, :], yf[:, None, :]  # (1, kx, R), (ky, 1, R)
-    sx, sy, ex, ey = s[:, 0], s[:, 1], e[:, 0], e[:, 1]  # (R,)
-    d2_start = (xf - sx) ** 2 + (yf - sy) ** 2  # (ky, kx, R)
-    d2_end = (xf - ex) ** 2 + (yf - ey) ** 2
+    su, _, sv, _, du, dv, d2_ab, d2_ab2, peak = row
+    d2_start = d2_u[0] + d2_v[0]  # (ku, kv, R)
+    d2_end = d2_u[1] + d2_v[1]
     # Foot of the perpendicular along the segment: 0 at the start joint, 1 at the end joint.
-    coeff = (d2_start - d2_end + d2_ab) / 2 / d2_ab
-    d2_line = (xf - (sx + coeff * (ex - sx))) ** 2 + (yf - (sy + coeff * (ey - sy))) ** 2
-    d2 = torch.where(coeff <= 0, d2_start, torch.where(coeff >= 1, d2_end, d2_line))
-    value_y = torch.where(in_y, value, 0)[:, None, :]  # (ky, 1, R): 0 outside the drawn range
-    # Upstream's exp(-d2 / 2 / sigma^2) * value, in place (-d2 / 2 is d2 * -0.5 exactly).
-    return d2.mul_(-0.5).div_(sigma**2).exp_().mul_(value_y).mul_(in_x[None, :, :])
+    # (d2_start - d2_end + d2_ab) / 2 / d2_ab; dividing by 2 * d2_ab is the same float32 result.
+    coeff = torch.sub(d2_start, d2_end).add_(d2_ab).div_(d2_ab2).clamp_(0, 1)
+    at_end = torch.floor(coeff)  # 1 where upstream takes d2_end, else 0
+    d2_line = torch.mul(coeff, du).add_(su)  # foot u: start u + coeff * (end u - start u)
+    d2_line = torch.sub(u, d2_line, out=d2_line).square_()
+    foot_v = torch.mul(coeff, dv).add_(sv)
+    d2_line.add_(torch.sub(v, foot_v, out=foot_v).square_())
+    d2 = d2_line.lerp_(d2_end, at_end)
+    # Upstream's exp(-d2 / 2 / sigma^2) * value: -d2 / 2 / s is d2 / (-2 s) in float32 too. exp() of
+    # anything below _EXP_FLOOR (a subnormal or 0 result, < 2e-38) takes a ~20x slower path in torch's
+    # CPU kernel, so it is clamped there and those values are set to exactly 0 after.
+    gauss = d2.div_(-2 * sigma**2).clamp_min_(_EXP_FLOOR).exp_()
+    return torch.nn.functional.threshold_(gauss, _EXP_ZERO, 0.0).mul_(peak)
 
 
 def _splat(flat: Tensor, index: Tensor, patch: Tensor, first: bool) -> None:
@@ -226,6 +219,191 @@ def _draw(
             _splat(flat, index, patch, first)
 
 
+def _window_shapes(hist: np.ndarray, cost: float) -> tuple[np.ndarray, np.ndarray]:
+    """A few window shapes for boxes of many shapes: a greedy cover, on the host.
+
+    hist: (A, B) counts of the boxes whose long side is a and short side b pixels. Returns the
+    shapes (S, 2) int64 (long, short sides) and, for every (a, b), the index of the smallest shape
+    that covers it, (A, B) int64 (0 where hist is 0).
+
+    Every window is padded to its shape, and every shape costs a fixed number of small tensor
+    operations, worth about `cost` window pixels. The first shape covers every box; then the shape
+    that saves the most padded pixels is added while it saves more than `cost` (at most
+    _MAX_SHAPES). The candidates are the box shapes present; when there are many (boxes of every
+    size, or frames much larger than 64 px), the search runs on them rounded up to 3 significant
+    bits, which bounds its cost.
+    """
+    cells = np.argwhere(hist > 0)  # (K, 2) box shapes present
+    count = hist[cells[:, 0], cells[:, 1]].astype(np.float32)  # (K,); float32 is 2x faster and enough
+    if len(cells) > _MAX_CANDIDATES:
+        shift = np.maximum(np.log2(cells).astype(np.int64) - 2, 0)  # sides are >= 1
+        rounded, where = np.unique(-(-cells >> shift) << shift, axis=0, return_inverse=True)
+        count = np.bincount(where.reshape(-1), weights=count).astype(np.float32)
+    else:
+        rounded = cells
+    candidates = np.concatenate([rounded.max(axis=0)[None], rounded])  # (C, 2), the first covers all
+    covers = (candidates[:, None] >= rounded[None]).all(axis=2)  # (C, K')
+    area = np.where(covers, candidates.prod(axis=1)[:, None], np.inf).astype(np.float32)  # (C, K')
+    chosen, best = [0], area[0]  # best: (K',) window pixels per box of each shape, so far
+    while len(chosen) < _MAX_SHAPES:
+        saving = np.maximum(best - area, 0) @ count  # (C,) pixels saved by adding each candidate
+        i = int(saving.argmax())
+        if saving[i] <= cost:
+            break
+        chosen.append(i)
+        best = np.minimum(best, area[i])
+    shapes = candidates[chosen]  # (S, 2)
+    covers = (shapes[:, None] >= cells[None]).all(axis=2)  # (S, K)
+    table = np.zeros(hist.shape, dtype=np.int64)
+    table[cells[:, 0], cells[:, 1]] = np.where(covers, shapes.prod(axis=1)[:, None], np.inf).argmin(axis=0)
+    return shapes, table
+
+
+def _limb_rows(
+    kp: Tensor, value: Tensor, limbs: Sequence[tuple[int, int]], sigma: float, size: tuple[int, int]
+) -> tuple[Tensor, Tensor] | None:
+    """The limbs to draw ("rows"), in the storage order of their output planes (N, L, T, M).
+
+    kp: (N, M, T, V, 2) float32; value: (N, M, T, V), 0 where a joint is skipped. Returns None when
+    nothing is drawn, else rows (R,) int64, the drawn limbs' indices into the flattened (N, L, T, M)
+    grid, and their data (10, R) float32, as upstream computes it:
+        sx, sy, ex, ey: start and end joint; a limb shorter than 1 px is drawn as its start joint
+            alone (upstream's short-limb case), so its end is moved onto its start;
+        d2_ab: squared length, 1 for a short limb (which then gives exactly the start distance);
+        peak: peak value, min(v_start, v_end), or v_start for a short limb (0: not drawn);
+        x0, x1, y0, y1: drawn pixel ranges [x0, x1) and [y0, y1) (small integers, exact in float32).
+    Selections use lerp(a, b, mask) rather than where(): lerp with weight 0 or 1 returns a or b
+    exactly, and where() is ~30x slower on a CPU.
+    """
+    kp = kp.permute(4, 0, 3, 2, 1).contiguous()  # (2, N, V, T, M): x, y
+    value = value.permute(0, 3, 2, 1).contiguous()  # (N, V, T, M)
+    a = torch.tensor([pair[0] for pair in limbs], device=kp.device)
+    b = torch.tensor([pair[1] for pair in limbs], device=kp.device)
+    s, e = kp.index_select(2, a).view(2, -1), kp.index_select(2, b).view(2, -1)  # (2, N*L*T*M) each: x, y
+    v = torch.stack([value.index_select(1, a).view(-1), value.index_select(1, b).view(-1)])  # (2, N*L*T*M)
+    # pyskl squares the float32 differences as scalars, i.e. in float64 under NumPy 1.x.
+    d2_ab = (s[0] - e[0]).double() ** 2 + (s[1] - e[1]).double() ** 2
+    short = (d2_ab < 1).float()
+    # Box: the segment's bounding box, or the start joint's window for a short limb. That window lies
+    # inside the box, which upstream checks first (an empty box draws nothing), so taking it directly
+    # is equivalent.
+    lo = torch.lerp(torch.minimum(s, e), s, short)  # (2, N*L*T*M)
+    hi = torch.lerp(torch.maximum(s, e), s, short)
+    x0, x1 = _bounds(lo[0], hi[0], sigma, size[1])
+    y0, y1 = _bounds(lo[1], hi[1], sigma, size[0])
+    v_min = torch.minimum(v[0], v[1])
+    peak = torch.lerp(v_min, v[0], short).mul_(v_min > 0)
+    rows = ((peak > 0) & (x1 > x0) & (y1 > y0)).nonzero().squeeze(1)  # (R,), one host sync
+    if rows.numel() == 0:
+        return None
+    e = torch.lerp(e, s, short)  # a short limb's end on its start
+    d2_ab = d2_ab.float().clamp_min_(1)  # 1 for a short limb, the others are >= 1 already
+    data = torch.stack([s[0], s[1], e[0], e[1], d2_ab, peak, x0.float(), x1.float(), y0.float(), y1.float()])
+    return rows, data.index_select(1, rows)
+
+
+def _render_limbs(
+    flat: Tensor,
+    strides: Sequence[int],
+    kp: Tensor,
+    value: Tensor,
+    size: tuple[int, int],
+    sigma: float,
+    limbs: Sequence[tuple[int, int]],
+) -> None:
+    """Max the limb Gaussians of every person into a zeroed volume; arguments as `_render_into`.
+
+    Limb boxes vary a lot in shape (an eye-ear limb spans a few pixels, a thigh a tenth of the
+    frame, standing or lying), and one window for all would hold mostly padding. So:
+    - every drawn limb ("row") gets a window of one of a few shapes chosen for this batch
+      (`_window_shapes`), at least as large as its box; a box wider than tall is evaluated
+      transposed (window axes u, v = x, y instead of y, x: upstream's arithmetic is symmetric in x
+      and y), so one shape serves standing and lying limbs alike;
+    - a window starts at its box's corner, and its pixels beyond the box are clamped onto the box's
+      last row or column: they compute that pixel's value again and write it again, so a window
+      writes exactly its box (like upstream) and touches no other memory;
+    - rows are sorted by window shape; each shape is evaluated in chunks of about _LIMB_CHUNK
+      window pixels, laid out (ku, kv, rows) so that elementwise operations run along the long rows
+      axis, and scattered into the volume. Boxes that overlap no other person's box in their plane
+      (most) are assigned with `scatter_`; those that do are maxed in with `scatter_reduce_(amax)`,
+      which also handles their overlaps with each other (patches >= 0, the volume is zeroed, and no
+      assigned box touches their pixels). Repeated pixels carry equal values, so either is exact,
+      in any order, on any device.
+    """
+    limb_rows = _limb_rows(kp, value, limbs, sigma, size)
+    if limb_rows is None:
+        return
+    rows, (sx, sy, ex, ey, d2_ab, peak, x0, x1, y0, y1) = limb_rows
+    n, m, t = kp.shape[:3]
+    dev = kp.device
+    s_n, s_c, s_t, s_h, s_w = strides
+    arange = partial(torch.arange, device=dev)
+    plane = (arange(n)[:, None, None] * s_n + arange(len(limbs))[:, None] * s_c + arange(t) * s_t).view(-1, 1)
+    plane = plane.expand(-1, m).reshape(-1).index_select(0, rows)  # (R,) offset of each row's plane
+
+    # Boxes of persons in one plane that overlap: both are maxed in. Rows of one plane are adjacent
+    # (persons are the fastest axis), so each is compared with the d-th row before it.
+    crowded = torch.zeros_like(rows, dtype=torch.bool)
+    for d in range(1, m):
+        overlap = (plane[d:] == plane[:-d]) & (x0[d:] < x1[:-d]) & (x0[:-d] < x1[d:])
+        overlap &= (y0[d:] < y1[:-d]) & (y0[:-d] < y1[d:])
+        crowded[d:] |= overlap
+        crowded[:-d] |= overlap
+
+    # Orientation: u is the box's long side, v its short side. Small integers are exact in float32,
+    # and selections are lerp()s (see `_limb_rows`).
+    wide = (x1 - x0 > y1 - y0).float()  # 1: u = x, v = y; 0: u = y, v = x
+    u0, u1, v0, v1 = torch.lerp(torch.stack([y0, y1, x0, x1]), torch.stack([x0, x1, y0, y1]), wide)
+    # Window shapes from the histogram of box shapes (one host sync).
+    sides = min(size) + 1  # a short side is <= min(h, w)
+    cell = ((u1 - u0) * sides + (v1 - v0)).long()  # (R,)
+    hist = torch.bincount(cell).cpu().numpy()
+    shapes, table = _window_shapes(np.pad(hist, (0, -len(hist) % sides)).reshape(-1, sides), _BUCKET_COST)
+    shape = torch.from_numpy(table.reshape(-1)).to(dev).index_select(0, cell)  # (R,)
+
+    # Per-row inputs of `_limb_patches` and of the window pixels, sorted by (window shape, crowded).
+    key = shape * 2 + crowded
+    order = torch.argsort(key, stable=True)
+    counts = torch.bincount(key, minlength=2 * len(shapes)).tolist()  # one host sync
+    s_u, s_v, e_u, e_v = torch.lerp(torch.stack([sy, sx, ey, ex]), torch.stack([sx, sy, ex, ey]), wide)
+    stride_u = s_h + (s_w - s_h) * wide
+    stride_v = s_w + (s_h - s_w) * wide
+    row = [s_u, e_u, s_v, e_v, e_u - s_u, e_v - s_v, d2_ab, 2 * d2_ab, peak]  # as `_limb_patches` reads them
+    row += [u0, u1 - 1, v0, v1 - 1, stride_u, stride_v]  # window pixels
+    row = torch.stack(row).index_select(1, order)  # (15, R)
+    plane = plane.index_select(0, order)
+
+    pos = 0
+    for g, (ku, kv) in enumerate(shapes.tolist()):
+        n_free, n_crowded = counts[2 * g], counts[2 * g + 1]
+        cols = slice(pos, pos + n_free + n_crowded)
+        pos = cols.stop
+        if cols.start == cols.stop:
+            continue
+        f = row[:, cols]  # (15, R_g)
+        u_first, u_last, v_first, v_last, stride_u, stride_v = f[9:]  # (R_g,) each
+        # Pixel coordinates, clamped onto the box: (ku, R_g), (kv, R_g).
+        u = torch.minimum(arange(ku, dtype=torch.float32)[:, None] + u_first, u_last)
+        v = torch.minimum(arange(kv, dtype=torch.float32)[:, None] + v_first, v_last)
+        # Storage offsets of the window's pixels along u (with the plane's) and along v; float64 keeps
+        # the products exact for any frame size.
+        at_u = torch.mul(u.double(), stride_u).long().add_(plane[cols])[:, None]  # (ku, 1, R_g)
+        at_v = torch.mul(v.double(), stride_v).long()[None]  # (1, kv, R_g)
+        d2_u = (u - f[0:2, None]).square_()[:, :, None]  # (2, ku, 1, R_g): to start u, end u
+        d2_v = (v - f[2:4, None]).square_()[:, None]  # (2, 1, kv, R_g)
+        u, v = u[:, None], v[None]  # (ku, 1, R_g), (1, kv, R_g)
+        step = max(1, _LIMB_CHUNK // (ku * kv))
+        for part, assign in ((range(0, n_free), True), (range(n_free, n_free + n_crowded), False)):
+            for r0 in range(part.start, part.stop, step):
+                r = slice(r0, min(r0 + step, part.stop))
+                patch = _limb_patches(u[..., r], v[..., r], d2_u[..., r], d2_v[..., r], f[:9, r], sigma=sigma)
+                index = (at_u[..., r] + at_v[..., r]).view(-1)  # (ku*kv*R,)
+                if assign:
+                    flat.scatter_(0, index, patch.view(-1))
+                else:
+                    flat.scatter_reduce_(0, index, patch.view(-1), "amax")
+
+
 def _render_into(
     flat: Tensor,
     strides: Sequence[int],
@@ -259,26 +437,7 @@ def _render_into(
         patches = partial(_point_patches, sigma=sigma, k=k)
         _draw(flat, strides, plane, size, k, (x0, x1, y0, y1), value, (xy,), patches)
         return
-    kp, value = kp.permute(0, 2, 1, 3, 4), value.permute(0, 2, 1, 3)  # (N, T, M, V, 2), (N, T, M, V)
-    plane = (arange(n)[:, None] * s_n + arange(t) * s_t).reshape(-1)  # (N*T,) planes of channel 0
-    a = torch.tensor([pair[0] for pair in limbs], device=dev)
-    b = torch.tensor([pair[1] for pair in limbs], device=dev)
-    start, end = kp[..., a, :], kp[..., b, :]  # (N, T, M, L, 2)
-    v_start, v_end = value[..., a], value[..., b]  # (N, T, M, L)
-    x0, x1, y0, y1, short = _limb_bounds(start, end, sigma, size)  # (N, T, M, L) each
-    # A short limb is drawn as its start joint, with the start's value (if both values pass EPS).
-    value = torch.where(short, v_start, torch.minimum(v_start, v_end)) * (torch.minimum(v_start, v_end) > 0)
-    # Each limb channel gets a window as large as its largest drawn box in the batch: limb lengths
-    # differ a lot between channels (eye-ear vs thigh), so one window for all would mostly hold zeros.
-    drawn = (value > 0) & (x1 > x0) & (y1 > y0)
-    ky = torch.where(drawn, y1 - y0, 0).amax(dim=(0, 1, 2))  # (L,)
-    kx = torch.where(drawn, x1 - x0, 0).amax(dim=(0, 1, 2))
-    for c, (wy, wx) in enumerate(torch.stack([ky, kx], dim=1).tolist()):  # one host sync per batch
-        if wy == 0 or wx == 0:  # nothing of this limb is drawn
-            continue
-        per_row = [x[:, :, :, c].flatten(0, 1) for x in (x0, x1, y0, y1, value, start, end, short)]  # (N*T, M, ...)
-        patches = partial(_limb_patches, sigma=sigma, k=(wy, wx))
-        _draw(flat, strides, plane + c * s_c, size, (wy, wx), per_row[:4], per_row[4], per_row[5:], patches)
+    _render_limbs(flat, strides, kp, value, size, sigma, limbs)
 
 
 def _values(score: Tensor, use_score: bool) -> Tensor:
