@@ -143,6 +143,13 @@ class SkeletonClips(Dataset):
         views["index"] = np.int64(index)
         return views
 
+    def _views(self) -> list[tuple[str, float]]:
+        """(key prefix, noise alpha) of each view: training gives the clean clip and, when asked, a noisy
+        one; evaluation gives one clip corrupted at the evaluation alpha."""
+        if not self.train:
+            return [("", self.noise_alpha)]
+        return [("", 0.0), ("noisy_", self.noise_alpha)] if self.noisy_view else [("", 0.0)]
+
     def _pose_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
         results = {
             "keypoint": clip["keypoint"],
@@ -157,14 +164,7 @@ class SkeletonClips(Dataset):
         # difference between the clean and the noisy view is the joint noise itself.
         aug_seed = int(rng.integers(2**63))
         out = {}
-        wanted = []
-        if self.train:
-            wanted.append(("", 0.0))
-            if self.noisy_view:
-                wanted.append(("noisy_", self.noise_alpha))
-        else:
-            wanted.append(("", self.noise_alpha))
-        for prefix, alpha in wanted:
+        for prefix, alpha in self._views():
             r = dict(results)
             if alpha > 0:
                 r["keypoint"] = add_joint_noise(
@@ -187,13 +187,10 @@ class SkeletonClips(Dataset):
 
     def _motionbert_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
         kp, score = clip["keypoint"], clip["keypoint_score"]
-        wanted = [("", 0.0), ("noisy_", self.noise_alpha)] if self.train and self.noisy_view else []
-        if not wanted:
-            wanted = [("", 0.0 if self.train else self.noise_alpha)]
         # Both views share the resampling and scale draw: the same seed for each.
         aug_seed = int(rng.integers(2**63))
         out = {}
-        for prefix, alpha in wanted:
+        for prefix, alpha in self._views():
             k = kp
             if alpha > 0:
                 # Noise on the raw coordinates; back to the stored dtype so MotionBERT's float16 camera
