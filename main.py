@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from datasets.annotations import AnnotationError, KeypointStore
 from datasets.catalog import get_spec, load_store, split_names
 from datasets.clips import SkeletonClips
+from datasets.label_maps import LABEL_MAPS, ntu_label_map
 from datasets.layouts import Layout, get_layout
 from losses import group_contrastive_loss, instance_contrastive_loss, pseudo_label_loss, total_loss
 from models import create_model
@@ -57,9 +58,12 @@ class RunConfig:
     layout: str
     num_classes: int
     coord_dim: int = 2  # of the training keypoints: 2 (pixels + scores) or 3 (metres)
+    label_map: str | None = None  # a custom file's class names ('ntu60', 'ntu120'); None: by the dataset's name
 
 
-def resolve_config(args: argparse.Namespace, store: KeypointStore, num_classes: int, layout: Layout) -> RunConfig:
+def resolve_config(
+    args: argparse.Namespace, store: KeypointStore, num_classes: int, layout: Layout, label_map: str | None = None
+) -> RunConfig:
     """Derive the run configuration; a combination that cannot work exits with a one-line error (code 2)."""
     model_name = MODEL_TYPES[args.model_type]
     fmt = "Heatmap" if args.input_f == "NCTHW_Heatmap" else args.input_f
@@ -108,6 +112,7 @@ def resolve_config(args: argparse.Namespace, store: KeypointStore, num_classes: 
         layout=layout.name,
         num_classes=num_classes,
         coord_dim=store.coord_dim,
+        label_map=label_map,
     )
 
 
@@ -503,6 +508,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     store, ann_path = load_store(args.dataset, args.data_root, args.ann_file, synthetic_options=synthetic,
                                  num_classes=spec.num_classes if fixed_classes else 10**9)  # fmt: skip
     num_classes = spec.num_classes if fixed_classes else int(store.labels.max()) + 1
+    label_map = ntu_label_map(store.names, store.labels) if args.dataset == "custom" else None
+    if label_map is not None:  # NTU clips keep NTU's label set, whichever of its classes they hold
+        num_classes = len(LABEL_MAPS[label_map])
+        notes.append(f"the clips are named and labelled as NTU RGB+D: {num_classes} classes, {label_map} names")
     layout = get_layout(store.layout or spec.layout)
     try:
         train_split, test_split = split_names(spec, args.split)
@@ -512,9 +521,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
 
     # -- evaluation only
     if args.evaluate:
-        return evaluate_only(args, store, test_idx, layout, rt, notes)
+        return evaluate_only(args, store, test_idx, ann_path, rt, notes)
 
-    cfg = resolve_config(args, store, num_classes, layout)
+    cfg = resolve_config(args, store, num_classes, layout, label_map)
     run_dir = Path(args.run_dir) / run_name(args)
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -609,7 +618,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     resume = args.resume or (run_dir / "last.pt" if (run_dir / "last.pt").exists() else None)
     if resume:
         ckpt = read_checkpoint(resume, trusted=args.trust_checkpoint)
-        if ckpt.get("config") != asdict(cfg):
+        # A field added to RunConfig after the checkpoint was written (absent there) does not block a resume.
+        if {**asdict(cfg), **ckpt.get("config", {})} != asdict(cfg):
             raise CheckpointError(f"{resume} was trained with another configuration; use another --name")
         start_epoch, best = restore(ckpt, model, opt, sched, scaler)
         echo(f"resumed from {resume} at epoch {start_epoch}", rt.is_main)
@@ -649,12 +659,29 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     return {"run_dir": str(run_dir), "best": best, "robustness": rows}
 
 
-def evaluate_only(args, store, test_idx, layout, rt, notes) -> dict:
+def check_fits(store: KeypointStore, cfg: RunConfig, layout: Layout, source: str) -> None:
+    """The keypoints must fit the model: its joint layout, and for MotionBERT the dimension it was trained
+    on (rendered inputs take 3D clips through datasets/clips.project_3d)."""
+    if store.coord_dim != cfg.coord_dim and cfg.pipeline != "pose":
+        raise AnnotationError(
+            f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model was trained on "
+            f"{cfg.coord_dim}D keypoints ({layout.name}); give it keypoints of that kind"
+        )
+    if store.num_joints != layout.num_joints:
+        raise AnnotationError(
+            f"{source} has {store.num_joints} joints per person, but the model was trained on {layout.name} "
+            f"with {layout.num_joints}; convert the keypoints to {layout.name} order first"
+        )
+
+
+def evaluate_only(args, store, test_idx, ann_path, rt, notes) -> dict:
     """--evaluate CKPT: rebuild the model from the checkpoint's own configuration and run the sweep."""
     ckpt = read_checkpoint(args.evaluate, trusted=args.trust_checkpoint)
     if "config" not in ckpt:
         raise CheckpointError(f"{args.evaluate} has no run configuration; evaluate checkpoints written by main.py")
     cfg = RunConfig(**ckpt["config"])
+    layout = get_layout(cfg.layout)  # the model's, not the data file's: the data must fit it
+    check_fits(store, cfg, layout, Path(ann_path).name)
     model = build_model(cfg).to(rt.device)
     model.load_state_dict(ckpt["model"])
     run_dir = Path(args.run_dir) / args.name if args.name else Path(args.evaluate).resolve().parent

@@ -5,7 +5,8 @@
     python main.py predict --checkpoint runs/NAME/best.pt --input video.mp4 --save_probs probs.json
 
 Inputs: a pyskl pickle (a whole `{'split', 'annotations'}` file, a list of annotations, or a single
-annotation; labels optional), a raw NTU RGB+D `.skeleton` file (datasets/ntu_skeleton.py), or a video,
+annotation; labels optional), a raw NTU RGB+D `.skeleton` file (datasets/ntu_skeleton.py; 3D metres, or
+colour pixels for a model trained on `datasets.convert ntu --2d` files), or a video,
 whose one person is found by mediapipe's legacy pose model (optional: `pip install mediapipe==0.10.21`).
 
 Every clip takes the test-time path of training evaluation: `main.eval_dataset` (the checkpoint's
@@ -120,8 +121,11 @@ def load_model(
 # Inputs -> pyskl annotations
 
 
-def read_input(path: str | Path) -> list[dict]:
-    """The annotations of a .pkl, .skeleton or video file (pyskl dicts; 'label' may be absent)."""
+def read_input(path: str | Path, skeleton_2d: bool = False) -> list[dict]:
+    """The annotations of a .pkl, .skeleton or video file (pyskl dicts; 'label' may be absent).
+
+    skeleton_2d: read a .skeleton file as colour-image pixels with tracking scores (as
+    `datasets.convert ntu --2d` writes them) instead of 3D metres."""
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"input {path} does not exist")
@@ -129,7 +133,7 @@ def read_input(path: str | Path) -> list[dict]:
     if suffix in PICKLE_SUFFIXES:
         return read_pickle_annotations(path)
     if suffix == ".skeleton":
-        return [read_skeleton(path)]
+        return [read_skeleton(path, skeleton_2d)]
     if suffix in VIDEO_SUFFIXES:
         return [read_video(path)]
     kinds = ", ".join((*PICKLE_SUFFIXES, ".skeleton", *VIDEO_SUFFIXES))
@@ -156,8 +160,9 @@ def read_pickle_annotations(path: Path) -> list[dict]:
     return data
 
 
-def read_skeleton(path: Path) -> dict:
-    """A raw NTU RGB+D .skeleton file as one pyskl annotation, by datasets/ntu_skeleton.py."""
+def read_skeleton(path: Path, two_d: bool = False) -> dict:
+    """A raw NTU RGB+D .skeleton file as one pyskl annotation, by datasets/ntu_skeleton.py, exactly as
+    `python -m datasets.convert ntu [--2d]` converts it (label from the file name, -1 if not NTU-named)."""
     try:
         from datasets.ntu_skeleton import read_skeleton_file
     except ImportError as e:
@@ -168,7 +173,7 @@ def read_skeleton(path: Path) -> dict:
             "checkout lacks; convert the file to a pyskl .pkl and pass that instead"
         ) from e
     try:
-        return read_skeleton_file(path)
+        return read_skeleton_file(path, two_d=two_d)
     except Exception as e:  # the converter's own errors, or a file that is not an NTU skeleton
         raise PredictError(f"{path}: cannot read as an NTU .skeleton file ({type(e).__name__}: {e})") from e
 
@@ -192,7 +197,8 @@ def read_video(path: Path, model_complexity: int = 1) -> dict:
 
     The annotation holds keypoint (1, T, 17, 2) float32 pixels (COCO-17), keypoint_score (1, T, 17)
     (visibility), img_shape (h, w) and total_frames T; frame_dir is the file's stem. The models ship
-    inside the mediapipe wheel, so nothing is downloaded.
+    inside the mediapipe wheel for model_complexity=1 only, so nothing is downloaded; 0 and 2 are fetched
+    by mediapipe at first use, which fails offline.
     """
     try:
         import mediapipe as mp
@@ -202,7 +208,10 @@ def read_video(path: Path, model_complexity: int = 1) -> dict:
     if pose_api is None:
         version = getattr(mp, "__version__", "?")
         raise PredictError(f"mediapipe {version} has no legacy solutions.pose API: pip install {MEDIAPIPE}")
-    import cv2  # opencv comes with mediapipe
+    try:
+        import cv2  # opencv-contrib-python comes with mediapipe, unless it was installed without dependencies
+    except ImportError as e:
+        raise PredictError(f"reading videos needs OpenCV, a dependency of {MEDIAPIPE}: pip install {MEDIAPIPE}") from e
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -254,21 +263,6 @@ def pack_unlabelled(annotations: list[dict], source: str) -> tuple[KeypointStore
     return pack_annotations({"split": {}, "annotations": anns}), labels
 
 
-def check_fits(store: KeypointStore, cfg: cli.RunConfig, layout: Layout, source: str) -> None:
-    """The keypoints must fit the model: its joint layout, and for MotionBERT the dimension it was trained
-    on (rendered inputs take 3D clips through datasets/clips.project_3d)."""
-    if store.coord_dim != cfg.coord_dim and cfg.pipeline != "pose":
-        raise PredictError(
-            f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model was trained on "
-            f"{cfg.coord_dim}D keypoints ({layout.name}); give it keypoints of that kind"
-        )
-    if store.num_joints != layout.num_joints:
-        raise PredictError(
-            f"{source} has {store.num_joints} joints per person, but the model was trained on {layout.name} "
-            f"with {layout.num_joints}; convert the keypoints to {layout.name} order first"
-        )
-
-
 # ----------------------------------------------------------------------------------------------------
 # Prediction
 
@@ -317,17 +311,21 @@ def run(args: argparse.Namespace) -> dict:
     test_flip = args.test_flip if args.test_flip is not None else bool(trained.get("test_flip", False))
     if test_flip and cfg.pipeline == "motionbert":
         raise PredictError("--test_flip is for rendered volumes (PoseConv3D, TSM), not MotionBERT: use --no-test_flip")
+    if num_clips > 1 and cfg.pipeline == "motionbert":  # its test view is the whole clip, resampled (main.py too)
+        raise PredictError("--num_clips is for PoseConv3D and TSM: MotionBERT tests the whole clip, resampled once")
 
     source = Path(args.input).name
-    store, labels = pack_unlabelled(read_input(args.input), source)
-    check_fits(store, cfg, layout, source)
+    # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres.
+    store, labels = pack_unlabelled(read_input(args.input, skeleton_2d=cfg.coord_dim == 2), source)
+    cli.check_fits(store, cfg, layout, source)
     # The training run's seed, so that the clips are sampled exactly as its evaluation sampled them.
     test_opts = argparse.Namespace(num_clips=num_clips, seed=int(trained.get("seed", 0)))
     dataset = cli.eval_dataset(store, np.arange(len(store)), cfg, layout, test_opts, 0.0)
     loader = cli.make_loader(dataset, args.batch_size, rt, test_opts.seed, False, args.workers)
     indices, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
 
-    names = class_names(trained.get("dataset"), cfg.num_classes)
+    # A custom file of NTU clips has NTU's names (its run config says which); other files: the dataset's.
+    names = class_names(cfg.label_map or trained.get("dataset"), cfg.num_classes)
     model_desc = f"{args.checkpoint} ({cfg.model_name}, {cfg.num_classes} classes)"
     views = f"{num_clips} sampled clip(s) each" + (", flipped too" if test_flip else "")
     print(f"{model_desc}: {len(store)} video(s) in {source}, {views}")

@@ -2,10 +2,15 @@
 
 NTU RGB+D 120's official action names (A001 ... A120, label = action number - 1), as published with
 the dataset, official spellings kept ("hush (quite)", "wear on glasses"); NTU RGB+D 60 is its first 60
-classes. The synthetic names come from `datasets.synthetic.class_names`.
+classes. The synthetic names come from `datasets.synthetic.class_names`. `ntu_label_map` recognises a
+custom file whose clips are NTU's own, named and labelled (as datasets/convert.py writes them).
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+from datasets.ntu_skeleton import BENCHMARKS, parse_ntu_name
 
 NTU120_CLASSES: tuple[str, ...] = (
     "drink water",  # A001
@@ -130,6 +135,7 @@ NTU120_CLASSES: tuple[str, ...] = (
     "finger-guessing game (playing rock-paper-scissors)",  # A120
 )
 NTU60_CLASSES: tuple[str, ...] = NTU120_CLASSES[:60]
+LABEL_MAPS: dict[str, tuple[str, ...]] = {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES}
 
 
 def class_names(dataset: str | None, num_classes: int) -> list[str]:
@@ -139,10 +145,8 @@ def class_names(dataset: str | None, num_classes: int) -> list[str]:
     label set), gives 'class 0', 'class 1', ...: a wrong name would be worse than none.
     """
     names: list[str] | None = None
-    if dataset == "ntu60" and num_classes == len(NTU60_CLASSES):
-        names = list(NTU60_CLASSES)
-    elif dataset == "ntu120" and num_classes == len(NTU120_CLASSES):
-        names = list(NTU120_CLASSES)
+    if dataset in LABEL_MAPS and num_classes == len(LABEL_MAPS[dataset]):
+        names = list(LABEL_MAPS[dataset])
     elif dataset == "synthetic":
         from datasets.synthetic import CLASS_NAMES
         from datasets.synthetic import class_names as synthetic_names
@@ -150,3 +154,22 @@ def class_names(dataset: str | None, num_classes: int) -> list[str]:
         if 1 <= num_classes <= len(CLASS_NAMES):
             names = synthetic_names(num_classes)
     return names if names is not None else [f"class {i}" for i in range(num_classes)]
+
+
+def ntu_label_map(names: list[str], labels: np.ndarray) -> str | None:
+    """The NTU label map of an annotation file whose labels are NTU's own, else None.
+
+    names: frame_dir of every clip; labels: (N,) int. The labels are NTU's when every clip is named
+    SsssCcccPpppRrrrAaaa and labelled action - 1, as datasets/convert.py and pyskl's NTU files label
+    them; a file relabelled to another class set (or of other names) gets None. Returns 'ntu60' when
+    every clip lies inside NTU RGB+D 60 (setups 1-17, actions 1-60), else 'ntu120'.
+    """
+    try:
+        parsed = [parse_ntu_name(n) for n in names]
+    except ValueError:
+        return None
+    if not parsed or any(p.label != int(y) for p, y in zip(parsed, labels, strict=True)):
+        return None
+    max_setup, max_action = BENCHMARKS["ntu60"]
+    inside_ntu60 = all(p.setup <= max_setup and p.action <= max_action for p in parsed)
+    return "ntu60" if inside_ntu60 else "ntu120"

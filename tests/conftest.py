@@ -21,3 +21,23 @@ def shared_or_skip(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture
+def eval_logits(monkeypatch) -> list:
+    """The logits of every forward pass that `main.evaluate` makes from now on, in order (a list that
+    fills up as `main.py --evaluate` runs)."""
+    import main as cli
+
+    logits = []
+    real = cli.evaluate
+
+    def spy(model, *a, **k):
+        hook = model.register_forward_hook(lambda m, i, o: logits.append(o.detach().float()))
+        try:
+            return real(model, *a, **k)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(cli, "evaluate", spy)
+    return logits

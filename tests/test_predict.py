@@ -68,20 +68,9 @@ def test_top5_named_classes_and_json(setup, tmp_path, capsys):
     assert json.loads(out_file.read_text()) == json.loads(json.dumps(res))
 
 
-def test_equals_main_evaluate(setup, tmp_path, monkeypatch):
+def test_equals_main_evaluate(setup, tmp_path, eval_logits):
     """Probabilities equal the softmax-mean over views of the logits `main.py --evaluate` computes;
     the views (2 clips + flip) come from the checkpoint's saved flags."""
-    logits = []
-    real = cli.evaluate
-
-    def spy(model, *a, **k):
-        hook = model.register_forward_hook(lambda m, i, o: logits.append(o.detach().float()))
-        try:
-            return real(model, *a, **k)
-        finally:
-            hook.remove()
-
-    monkeypatch.setattr(cli, "evaluate", spy)
     out = cli.main(
         [
             "synthetic", "--ann_file", str(setup["clip_file"]), "--evaluate", str(setup["ckpt"]),
@@ -89,7 +78,7 @@ def test_equals_main_evaluate(setup, tmp_path, monkeypatch):
             "--valbatchsize", "3", "-j", "0", "--device", "cpu",
         ]
     )  # fmt: skip
-    ref = torch.cat(logits).softmax(-1).view(NUM_CLIPS, 2 * 2, -1).mean(1).numpy()  # (N, C): 2 clips x 2 flips
+    ref = torch.cat(eval_logits).softmax(-1).view(NUM_CLIPS, 2 * 2, -1).mean(1).numpy()  # (N, C): 2 clips x 2 flips
     res = run_predict(setup, "--input", str(setup["clip_file"]))
     got = np.array([res[a["frame_dir"]]["probs"] for a in setup["clips"]])
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
