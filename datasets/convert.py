@@ -277,8 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     ntu.add_argument(
         "--missing_list",
         metavar="FILE",
-        help="clip names (one per line) to skip, e.g. the official list of samples with missing skeletons; "
-        "without it only files with no body in any frame are skipped",
+        help="clip names (one per line) to skip: the official list of samples with missing skeletons, "
+        "NTU_RGBD_samples_with_missing_skeletons.txt (NTU60) or NTU_RGBD120_samples_with_missing_skeletons.txt "
+        "(NTU120) from github.com/shahroudy/NTURGB-D, folder Matlab; without it only files with no body in any "
+        "frame are skipped",
     )
     msr = sub.add_parser(
         "msr",
