@@ -185,21 +185,53 @@ def cycle(loader: DataLoader, epoch: int):
         k += 1
 
 
-def model_input(kp: torch.Tensor, score: torch.Tensor | None, cfg: RunConfig, layout: Layout, double: bool = False):
+def model_input(
+    kp: torch.Tensor,
+    score: torch.Tensor | None,
+    cfg: RunConfig,
+    layout: Layout,
+    double: bool = False,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Keypoint batch on the device -> model input. Pose: (B, M, T, V, 2) -> rendered (B, C, T, H, W)
-    (2B with `double`); MotionBERT: (B, 2, T, 17, 3) is already its input."""
+    (2B with `double`; into `out` when given, Heatmap and Limb only); MotionBERT: (B, 2, T, 17, 3) is
+    already its input."""
     if cfg.pipeline == "motionbert":
         return kp
     size = (cfg.input_size, cfg.input_size)
-    return render(cfg.input_format, kp, score, size, layout=layout, double=double)
+    return render(cfg.input_format, kp, score, size, layout=layout, double=double, out=out)
 
 
-def batch_input(batch: dict, prefix: str, cfg: RunConfig, layout: Layout, rt: Runtime) -> torch.Tensor:
-    """The model input of one training view ('' clean, 'noisy_') of a collated batch (one clip per item)."""
-    kp = batch[prefix + "keypoint"][:, 0].to(rt.device, non_blocking=True)
-    score = batch.get(prefix + "keypoint_score")
-    score = score[:, 0].to(rt.device, non_blocking=True) if score is not None else None
-    return model_input(kp, score, cfg, layout)
+def step_input(views: list[tuple[dict, str]], cfg: RunConfig, layout: Layout, rt: Runtime, buffers: dict):
+    """The model input of one training step: the views (collated batch, '' clean or 'noisy_'), one after
+    another along the batch dimension.
+
+    Heatmap and limb volumes are rendered straight into their slice of one volume that `buffers` keeps
+    from step to step (by shape): fresh memory and a concatenation cost several times the rendering
+    itself on a CPU (bench/render.py). The previous step's backward pass is over before it is reused.
+    """
+    kps = []
+    for batch, prefix in views:  # (B, 1, M, T, V, C) -> (B, M, T, V, C): one clip per item
+        score = batch.get(prefix + "keypoint_score")
+        kps.append(
+            (
+                batch[prefix + "keypoint"][:, 0].to(rt.device, non_blocking=True),
+                score[:, 0].to(rt.device, non_blocking=True) if score is not None else None,
+            )
+        )
+    if cfg.pipeline != "pose" or cfg.input_format not in ("Heatmap", "Limb"):
+        return torch.cat([model_input(kp, score, cfg, layout) for kp, score in kps])
+    n, t = sum(len(kp) for kp, _ in kps), kps[0][0].shape[2]
+    c = input_channels(cfg.input_format, kps[0][0].shape[1], layout)
+    shape = (n, c, t, cfg.input_size, cfg.input_size)
+    if shape not in buffers:
+        buffers.clear()  # one shape at a time (the last, smaller batch of an epoch changes it)
+        buffers[shape] = torch.empty(shape, dtype=torch.float32, device=rt.device)
+    x, start = buffers[shape], 0
+    for kp, score in kps:
+        model_input(kp, score, cfg, layout, out=x[start : start + len(kp)])
+        start += len(kp)
+    return x
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -253,9 +285,10 @@ def stage_of(epoch: int, args: argparse.Namespace) -> str:
 # Training
 
 
-def train_one_epoch(model, loaders, opt, sched, scaler, epoch, args, cfg, layout, rt, logger) -> dict:
+def train_one_epoch(model, loaders, opt, sched, scaler, epoch, args, cfg, layout, rt, logger, buffers) -> dict:
     """One epoch. Labelled clips give cross-entropy; the clean and noisy views of unlabelled clips (of the
-    labelled clips when --percentage 0) give the contrastive terms, or TCL's pseudo-label loss."""
+    labelled clips when --percentage 0) give the contrastive terms, or TCL's pseudo-label loss. `buffers`
+    holds the rendered input volume from step to step (`step_input`)."""
     model.train()
     stage = stage_of(epoch, args)
     labelled, unlabelled = loaders
@@ -277,13 +310,12 @@ def train_one_epoch(model, loaders, opt, sched, scaler, epoch, args, cfg, layout
         ul = next(ul_iter) if use_ul else None
         data_time = time.perf_counter() - t0
         y = lab["label"].to(rt.device, non_blocking=True)
-        view = lambda batch, prefix: batch_input(batch, prefix, cfg, layout, rt)  # noqa: E731
-        parts = [view(lab, "")]
+        views = [(lab, "")]
         if use_ul:
-            parts += [view(ul, ""), view(ul, "noisy_")]
+            views += [(ul, ""), (ul, "noisy_")]
         elif contrast_labelled:
-            parts.append(view(lab, "noisy_"))
-        x = torch.cat(parts)
+            views.append((lab, "noisy_"))
+        x = step_input(views, cfg, layout, rt, buffers)
         if args.channels_last and x.dim() == 5:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         with rt.autocast():
@@ -625,9 +657,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         echo(f"resumed from {resume} at epoch {start_epoch}", rt.is_main)
 
     # -- the epoch loop
+    buffers = {}  # the rendered input volume, reused by every step
     for epoch in range(start_epoch, args.epochs):
         stats = train_one_epoch(
-            train_model, (labelled, unlabelled), opt, sched, scaler, epoch, args, cfg, layout, rt, logger
+            train_model, (labelled, unlabelled), opt, sched, scaler, epoch, args, cfg, layout, rt, logger, buffers
         )
         logger.log({"split": "train_epoch", "epoch": epoch, **stats}, step=epoch, tb_prefix="epoch")
         if (epoch + 1) % args.eval_freq == 0 or epoch + 1 == args.epochs:

@@ -274,3 +274,36 @@ def test_3d_clips_train_motionbert(tmp_path):
     out = cli.main(args)
     assert out["robustness"][1]["alpha"] == 0.1 and out["robustness"][1]["clips"] == 8
     assert torch.load(tmp_path / "mb3d" / "best.pt", weights_only=True)["config"]["model_cfg"]["num_joints"] == 25
+
+
+@pytest.mark.parametrize("fmt", ["Heatmap", "Limb", "Skeleton"])
+def test_step_input_renders_views_into_one_reused_volume(fmt):
+    """The training input of a step is its views rendered one after another, as concatenating each
+    view's `model_input`; heatmap and limb volumes go into one buffer that the next step reuses."""
+    from datasets.layouts import COCO17
+
+    cfg = cli.RunConfig(
+        model_name="poseconv3d", model_cfg={}, pipeline="pose", input_format=fmt, input_size=16, clip_len=4,
+        max_persons=2, layout="coco17", num_classes=3,
+    )  # fmt: skip
+    rt = cli.Runtime(device=torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(n):  # collated: (B, 1, M, T, V, 2) pixels of a 64 x 64 frame, scores (B, 1, M, T, V)
+        kp = lambda: torch.rand(n, 1, 2, 4, 17, 2, generator=gen) * 16  # noqa: E731
+        score = lambda: torch.rand(n, 1, 2, 4, 17, generator=gen)  # noqa: E731
+        return {"keypoint": kp(), "keypoint_score": score(), "noisy_keypoint": kp(), "noisy_keypoint_score": score()}
+
+    buffers, ptrs = {}, []
+    for n in (3, 3, 2):  # a full batch, the next one, the last and smaller one
+        lab = batch(n)
+        views = [(lab, ""), (lab, "noisy_")]
+        x = cli.step_input(views, cfg, COCO17, rt, buffers)
+        ref = torch.cat([cli.model_input(b[p + "keypoint"][:, 0], b[p + "keypoint_score"][:, 0], cfg, COCO17)
+                         for b, p in views])  # fmt: skip
+        assert torch.equal(x, ref) and x.shape[0] == 2 * n
+        ptrs.append(x.data_ptr())
+    if fmt == "Skeleton":
+        assert not buffers
+    else:  # the second step reuses the first one's volume; the smaller last batch replaced it
+        assert ptrs[0] == ptrs[1] and list(buffers) == [tuple(x.shape)]
