@@ -36,7 +36,7 @@ FPS = 30.0  # frames per second, like NTU RGB+D
 IMG_SHAPE = (1080, 1920)  # (h, w) in pixels
 VAL_FRACTION = 0.3  # share of subjects held out for xsub_val
 # Bump when the generated data change, so that stale caches are not read (it is part of the filename).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 CLASS_NAMES: tuple[str, ...] = (
     "wave one hand",
@@ -55,7 +55,7 @@ CLASS_NAMES: tuple[str, ...] = (
 )
 DEFAULT_NUM_CLASSES = 12
 TWO_PERSON = frozenset({"handshake", "push"})
-P_IDLE_PARTNER = 0.3  # chance that a one-person clip shows a passive second person
+P_IDLE_PARTNER = 0.15  # chance that a one-person clip shows a passive second person
 
 LEFT, RIGHT = 1.0, -1.0  # side signs in the body frame, whose x axis points to the person's left
 Pose = dict[str, np.ndarray]  # joint angles (radians) and root motion (metres) per frame, each (T,)
@@ -330,7 +330,7 @@ def _wave_arm(pose: Pose, s: str, w: np.ndarray, phase: np.ndarray, amp: float, 
 def _wave_one(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None:
     w = _active_window(rng, tau)
     phase = 2 * np.pi * rng.uniform(1.5, 2.3) * tau + rng.uniform(0, 2 * np.pi)
-    _wave_arm(pose, c.side, w, phase, c.amp, rng.uniform(95, 140), rng.uniform(18, 32))
+    _wave_arm(pose, c.side, w, phase, c.amp, rng.uniform(70, 110), rng.uniform(18, 32))
     pose["lean"] = pose["lean"] - (1 if c.side == "l" else -1) * _deg(3) * w
     if rng.random() < 0.3:  # the free hand rests on the hip
         o = _other(c.side)
@@ -343,7 +343,7 @@ def _wave_both(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -
     phase = 2 * np.pi * rng.uniform(1.4, 2.2) * tau + rng.uniform(0, 2 * np.pi)
     # Mirrored (same phase, as abduction is per side) or parallel (half a cycle apart) waving.
     lag = 0.0 if rng.random() < 0.6 else np.pi
-    high = rng.uniform(95, 150)
+    high = rng.uniform(70, 110)
     for s, extra in ((c.side, 0.0), (_other(c.side), lag)):
         _wave_arm(
             pose,
@@ -360,12 +360,12 @@ def _clap(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> Non
     w = _active_window(rng, tau)
     phase = 2 * np.pi * rng.uniform(2.0, 3.0) * tau
     closed = 0.5 + 0.5 * np.cos(phase)  # 1 when the hands meet
-    flex = rng.uniform(30, 75)
+    flex = rng.uniform(25, 50)  # hands meet in front of the chest or the belly
     for s, _ in _SIDES:
         _blend(pose, f"sh_flex_{s}", _deg(flex), w)
-        _blend(pose, f"sh_abd_{s}", _deg(15), w)
-        _blend(pose, f"fa_flex_{s}", _deg(flex + 35), w)
-        _blend(pose, f"fa_abd_{s}", _deg(5) - _deg(45) * c.amp * closed, w)
+        _blend(pose, f"sh_abd_{s}", _deg(20), w)
+        _blend(pose, f"fa_flex_{s}", _deg(flex + 40), w)
+        _blend(pose, f"fa_abd_{s}", _deg(45) - _deg(85) * c.amp * closed, w)
 
 
 def _punch(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None:
@@ -381,11 +381,12 @@ def _punch(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> No
     for s, sign in _SIDES:
         mine = (k % 2 == (0 if s == c.side else 1)) if alternate else np.full(k.shape, s == c.side)
         w = hit * mine
-        _blend(pose, f"sh_flex_{s}", _deg(85) * c.amp, w)
-        _blend(pose, f"sh_abd_{s}", _deg(2), w)
-        _blend(pose, f"fa_flex_{s}", _deg(88), w)
+        _blend(pose, f"sh_flex_{s}", _deg(100), w)  # aimed at the face of an opponent
+        _blend(pose, f"sh_abd_{s}", _deg(-10), w)
+        _blend(pose, f"fa_flex_{s}", _deg(90), w)
         _blend(pose, f"fa_abd_{s}", _deg(-8), w)
-        pose["twist"] = pose["twist"] - sign * _deg(18) * w  # the punching shoulder comes forward
+        pose["twist"] = pose["twist"] - sign * _deg(30) * c.amp * w  # the punching shoulder comes forward
+        pose["pitch"] = pose["pitch"] + _deg(8) * w
 
 
 def _kick(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None:
@@ -406,7 +407,7 @@ def _kick(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> Non
 def _squat(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None:
     u, _ = _repetitions(rng, tau, rng.uniform(1.5, 2.5), max_reps=5)
     w = _bump(u, 0.35, 0.35)
-    depth = rng.uniform(0.55, 1.0) * c.amp
+    depth = rng.uniform(0.75, 1.0) * c.amp
     arms_forward = rng.random() < 0.6
     for s, _ in _SIDES:
         pose[f"th_flex_{s}"] = pose[f"th_flex_{s}"] + _deg(100) * depth * w
@@ -414,7 +415,7 @@ def _squat(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> No
         if arms_forward:
             _blend(pose, f"sh_flex_{s}", _deg(80), w)
             _blend(pose, f"fa_flex_{s}", _deg(85), w)
-    pose["pitch"] = pose["pitch"] + _deg(rng.uniform(20, 45)) * depth * w
+    pose["pitch"] = pose["pitch"] + _deg(rng.uniform(10, 30)) * depth * w
 
 
 def _jump(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None:
@@ -438,11 +439,11 @@ def _jump(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> Non
 def _bow(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None:
     u, _ = _repetitions(rng, tau, rng.uniform(1.5, 2.8), max_reps=4)
     w = _bump(u, 0.35, 0.35)
-    pose["pitch"] = pose["pitch"] + _deg(rng.uniform(35, 75) * c.amp) * w
+    pose["pitch"] = pose["pitch"] + _deg(rng.uniform(50, 80) * c.amp) * w
     pose["nod"] = pose["nod"] + _deg(10) * w
     pose["root_z"] = pose["root_z"] - 0.08 * w  # hips go back to keep the balance
     for s, _ in _SIDES:
-        pose[f"knee_{s}"] = pose[f"knee_{s}"] + _deg(rng.uniform(0, 20)) * w
+        pose[f"knee_{s}"] = pose[f"knee_{s}"] + _deg(rng.uniform(0, 10)) * w
         pose[f"th_flex_{s}"] = pose[f"th_flex_{s}"] + _deg(5) * w
     if rng.random() < 0.4:  # hands folded in front instead of hanging
         for s, _ in _SIDES:
@@ -454,7 +455,7 @@ def _bow(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None
 def _raise_arms(rng: np.random.Generator, pose: Pose, tau: np.ndarray, c: _Ctx) -> None:
     u, _ = _repetitions(rng, tau, rng.uniform(1.6, 3.0), max_reps=4)
     w = _bump(u, 0.3, 0.3)
-    top = min(rng.uniform(100, 175) * c.amp, 178)  # some stop near shoulder height
+    top = min(rng.uniform(145, 178) * c.amp, 178)  # straight arms above the head
     sideways = rng.random() < 0.5
     for s, _ in _SIDES:
         if sideways:
