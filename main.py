@@ -207,18 +207,15 @@ def step_input(views: list[tuple[dict, str]], cfg: RunConfig, layout: Layout, rt
     another along the batch dimension.
 
     Heatmap and limb volumes are rendered straight into their slice of one volume that `buffers` keeps
-    from step to step (by shape): fresh memory and a concatenation cost several times the rendering
-    itself on a CPU (bench/render.py). The previous step's backward pass is over before it is reused.
+    from step to step (by shape), which saves a fresh allocation and a concatenation per step (on a CPU
+    the allocation alone costs more than the rendering, bench/render.py). The previous step's backward
+    pass is over before the volume is reused.
     """
     kps = []
-    for batch, prefix in views:  # (B, 1, M, T, V, C) -> (B, M, T, V, C): one clip per item
+    for batch, prefix in views:  # collated (B, 1, M, T, V, C): one clip per item
+        kp = batch[prefix + "keypoint"][:, 0].to(rt.device, non_blocking=True)  # (B, M, T, V, C)
         score = batch.get(prefix + "keypoint_score")
-        kps.append(
-            (
-                batch[prefix + "keypoint"][:, 0].to(rt.device, non_blocking=True),
-                score[:, 0].to(rt.device, non_blocking=True) if score is not None else None,
-            )
-        )
+        kps.append((kp, None if score is None else score[:, 0].to(rt.device, non_blocking=True)))
     if cfg.pipeline != "pose" or cfg.input_format not in ("Heatmap", "Limb"):
         return torch.cat([model_input(kp, score, cfg, layout) for kp, score in kps])
     n, t = sum(len(kp) for kp, _ in kps), kps[0][0].shape[2]
