@@ -37,7 +37,7 @@ from utils.checkpoint import CheckpointError, load_weights, read_checkpoint, sav
 from utils.logger import RunLogger, echo
 from utils.render import input_channels, render
 from utils.robustness import write_robustness
-from utils.runtime import Runtime, all_reduce_sum, git_revision, seed_everything, setup_runtime
+from utils.runtime import Runtime, all_reduce_sum, close_runtime, git_revision, seed_everything, setup_runtime
 from utils.semisup import load_split, save_split, split_labelled
 
 # ----------------------------------------------------------------------------------------------------
@@ -515,9 +515,11 @@ def main(argv: list[str] | None = None) -> dict:
         return predict.main(argv[1:])
     args = parse_args(argv)
     try:
-        return run(args, argv)
+        result = run(args, argv)
     except (FileNotFoundError, AnnotationError, CheckpointError, FloatingPointError) as e:
         sys.exit(f"error: {e}")
+    close_runtime()
+    return result
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict:

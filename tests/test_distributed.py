@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,16 @@ def test_torchrun_two_cpu_processes(tmp_path):
         "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Rarely, a rank aborts inside torch's C++ runtime ("terminate called without an active exception",
+    # SIGABRT): 2 of about 90 runs of this test on a loaded 2-core machine, never in 150 runs of the same
+    # command outside pytest. That abort alone gets one fresh retry; any other failure, or a second
+    # abort, fails the test.
+    for _ in range(2):
+        shutil.rmtree(tmp_path / "ddp", ignore_errors=True)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
+            break
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-3000:]}"
     run = tmp_path / "ddp"
     with open(run / "robustness.csv") as f:
         table = list(csv.DictReader(f))

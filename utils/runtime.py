@@ -72,6 +72,16 @@ def setup_runtime(device: str | None, gpus: list[int] | None, amp: str) -> tuple
     return Runtime(dev, rank, world_size, local_rank, amp_dtype), notes
 
 
+def close_runtime() -> None:
+    """Leave the torchrun process group after a finished run (no-op without one). Exiting without it
+    lets gloo's threads be torn down mid-exit, which sometimes aborts a rank ("terminate called without
+    an active exception", SIGABRT) after all of its work is done. The barrier keeps a rank from leaving
+    while another still talks to it."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, numpy and torch; data randomness itself uses explicit generators."""
     random.seed(seed)
