@@ -14,6 +14,7 @@ import predict
 from datasets import convert
 from datasets.label_maps import NTU60_CLASSES, class_names, ntu_label_map
 from tests.conftest import shared_or_skip
+from tests.test_predict import dump
 
 TINY_POSE = ["--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)"]
 TINY_MB = ["--model_cfg", "dim_feat=16", "dim_rep=16", "depth=1", "num_heads=2", "hidden_dim=32"]
@@ -45,12 +46,6 @@ def skeleton_text(rng: np.random.Generator, name: str, num_frames: int = 14) -> 
                 state = 1 if j == 21 else 2  # one inferred joint: a 2D score of 0.5
                 lines.append(f"{x:.6f} {y:.6f} {z:.6f} 250 200 {960 + 500 * x:.3f} {540 - 500 * y:.3f} 0 0 0 0 {state}")
     return "\n".join(lines) + "\n"
-
-
-def dump(obj, path):
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
-    return path
 
 
 @pytest.fixture(scope="module")
