@@ -20,7 +20,7 @@ from pathlib import Path
 # Run as `python scripts/compare_runs.py`, the script's own folder is on sys.path, not the repository.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.robustness import read_robustness  # noqa: E402
+from utils.robustness import plot_curves, read_robustness  # noqa: E402
 
 METRICS = ("top1", "top5")
 
@@ -92,27 +92,6 @@ def write_csv(alphas: list[float], columns: dict[str, list[float | None]], path:
             w.writerow([repr(a), *("" if col[i] is None else f"{col[i]:.4f}" for col in columns.values())])
 
 
-def plot(curves: dict[str, dict[float, float]], metric: str, path: Path) -> None:
-    """Accuracy (%) against noise alpha, one line per run, each over the alphas it was evaluated at."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, curve in curves.items():
-        alphas = sorted(curve)
-        ax.plot(alphas, [curve[a] for a in alphas], marker="o", label=name)
-    ax.set_xlabel("noise alpha (std / mean frame side)")
-    ax.set_ylabel(f"{metric.replace('top', 'top-')} accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> dict[str, dict[float, float]]:
     p = argparse.ArgumentParser(
         description="Compare the robustness curves (accuracy against noise alpha) of several runs.",
@@ -131,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[float, float]]:
     print(format_table(alphas, columns, args.metric))
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(alphas, columns, args.out / "comparison.csv")
-    plot(curves, args.metric, args.out / "comparison.png")
+    plot_curves(curves, args.out / "comparison.png", args.metric)
     print(f"wrote {args.out / 'comparison.csv'} and {args.out / 'comparison.png'}")
     return curves
 

@@ -15,7 +15,7 @@ def write_robustness(rows: list[dict], run_dir: Path, title: str = "") -> tuple[
         for r in rows:
             w.writerow({k: r[k] for k in w.fieldnames})
     png_path = run_dir / "robustness.png"
-    plot_curves({title or run_dir.name: rows}, png_path)
+    plot_curves({title or run_dir.name: {r["alpha"]: 100 * r["top1"] for r in rows}}, png_path)
     return csv_path, png_path
 
 
@@ -24,18 +24,20 @@ def read_robustness(path: Path) -> list[dict]:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def plot_curves(curves: dict[str, list[dict]], path: Path) -> None:
-    """Top-1 accuracy (%) against noise alpha, one line per run."""
+def plot_curves(curves: dict[str, dict[float, float]], path: Path, metric: str = "top1") -> None:
+    """Accuracy (%) against noise alpha, one line per run, each over the alphas it was evaluated at.
+    curves: {run name: {alpha: accuracy %}}; metric names the y axis ('top1' or 'top5')."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, rows in curves.items():
-        ax.plot([r["alpha"] for r in rows], [100 * r["top1"] for r in rows], marker="o", label=name)
+    for name, curve in curves.items():
+        alphas = sorted(curve)
+        ax.plot(alphas, [curve[a] for a in alphas], marker="o", label=name)
     ax.set_xlabel("noise alpha (std / mean frame side)")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylabel(f"{metric.replace('top', 'top-')} accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
