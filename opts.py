@@ -8,25 +8,53 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 
 from datasets.catalog import CATALOG
+from datasets.inputs import MEDIAPIPE, VIDEO_SUFFIXES
+from engine.config import EvalConfig, OptimConfig, TrainConfig
+from engine.objective import LossConfig
+from engine.predict import PredictOptions
+from models import get_spec
 
-MODEL_TYPES = {"poseconv": "poseconv3d", "motionbert": "motionbert", "tsm": "tsm"}
+MODEL_TYPES = {"poseconv": "poseconv3d", "motionbert": "motionbert", "tsm": "tsm"}  # --model_type -> registry
 INPUT_FORMATS = ("Heatmap", "NCTHW_Heatmap", "Limb", "Grayscale", "Skeleton")
 DEFAULT_EVAL_ALPHAS = (0.0, 0.001, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
-# Flags that only some backbones read: reported once as ignored when given for another one.
-TSM_ONLY = (
-    "arch",
-    "num_segments",
-    "second_segments",
-    "shift",
-    "shift_div",
-    "shift_place",
-    "consensus_type",
-    "npb",
-)
-MOTIONBERT_ONLY = ("lr_backbone1", "lr_head1", "lr_decay1", "weight_decay1")
-SGD_ONLY = ("lr", "lr_type", "lr_steps", "momentum", "weight_decay")
+# Flags that only one backbone reads (registry name -> flag destinations); those that are constructor
+# arguments of that backbone are passed to it. Given for another backbone, they are reported as ignored.
+BACKBONE_FLAGS = {
+    "tsm": ("arch", "num_segments", "second_segments", "shift", "shift_div", "shift_place", "consensus_type",
+            "partial_bn"),
+}  # fmt: skip
+# The flags of each optimiser family (models/registry.py ModelSpec.optimizer).
+OPTIMIZER_FLAGS = {
+    "sgd": ("lr", "lr_type", "lr_steps", "momentum", "weight_decay"),
+    "adamw": ("lr_backbone1", "lr_head1", "lr_decay1", "weight_decay1"),
+}
+
+
+# The built-in synthetic data's defaults: with no other flag, `python main.py synthetic` is the demo, a
+# small PoseConv3D on joint coordinates with the contrastive noisy view that trains and sweeps in minutes
+# on a laptop CPU (README). The general defaults (the pyskl-size model NTU uses) are one flag away, and a
+# flag given on the command line always wins. Per (dataset, --model_type); --model_cfg values are
+# (key, value) pairs as the flag parses them.
+DATASET_DEFAULTS = {
+    ("synthetic", "poseconv"): {
+        "input_f": "Skeleton",
+        "model_cfg": [("base_channels", 16), ("stage_blocks", (2, 2, 2))],
+        "clip_len": 32,
+        "epochs": 15,
+        "batch_size": 8,
+        "lr": 0.05,
+        "noise_alpha": 0.02,
+        "gamma": 1.0,
+    },
+}
+
+
+def dataset_defaults(dataset: str, model_type: str) -> dict:
+    """The defaults that `dataset` and `model_type` change (DATASET_DEFAULTS)."""
+    return dict(DATASET_DEFAULTS.get((dataset, model_type), {}))
 
 
 def parse_cfg_item(text: str) -> tuple[str, object]:
@@ -40,11 +68,25 @@ def parse_cfg_item(text: str) -> tuple[str, object]:
         return key, value
 
 
+def _flag(dest: str) -> str:
+    return {"batch_size": "-b"}.get(dest, f"--{dest}")
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):  # --model_cfg pairs
+        return " ".join(f"{k}={v}".replace(" ", "") for k, v in value)
+    return str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="main.py",
         description="Train and evaluate noise-robust skeleton action recognisers (PoseConv3D, MotionBERT, TSM).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="defaults shown are the general ones; on the built-in data, `main.py synthetic` (PoseConv3D) "
+        "uses instead: "
+        + ", ".join(f"{_flag(k)} {_shown(v)}" for k, v in DATASET_DEFAULTS[("synthetic", "poseconv")].items())
+        + " (a demo that runs in minutes on a CPU)",
     )
     p.add_argument("dataset", choices=sorted(CATALOG), help="dataset; 'synthetic' is built in and needs no download")
     p.add_argument(
@@ -111,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shift_div", type=int, default=8, help="TSM: 1/shift_div of the channels shift each way")
     g.add_argument("--shift_place", default="blockres", choices=["block", "blockres"], help="TSM: where to shift")
     g.add_argument("--consensus_type", default="avg", choices=["avg"], help="TSM: how frame logits are combined")
-    g.add_argument("--npb", "--no_partialbn", dest="npb", action="store_true", help="TSM: no partial BatchNorm")
+    g.add_argument("--npb", "--no_partialbn", dest="partial_bn", action="store_false", help="TSM: no partial BatchNorm")
 
     g = p.add_argument_group("noise")
     g.add_argument(
@@ -204,18 +246,23 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse argv and reject flag combinations that cannot work (parser.error, exit code 2)."""
     parser = build_parser()
+    first, _ = parser.parse_known_args(argv)  # the dataset and backbone, whose defaults may differ
+    parser.set_defaults(**dataset_defaults(first.dataset, first.model_type))
     args = parser.parse_args(argv)
     err = parser.error
+    spec = get_spec(MODEL_TYPES[args.model_type])
     if args.dataset == "custom" and not args.ann_file:
         err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
     if not 0.0 <= args.percentage < 1.0:
         err(f"--percentage is the unlabelled fraction and must be in [0, 1), got {args.percentage}")
     if args.noise_alpha < 0 or any(a < 0 for a in args.eval_alphas):
         err("--noise_alpha and --eval_alphas must be >= 0")
-    if args.model_type == "motionbert" and args.input_f != "Skeleton":
-        err(f"MotionBERT takes joint coordinates: use --input_f Skeleton, not {args.input_f}")
-    if args.model_type == "motionbert" and args.test_flip:
-        err("--test_flip is for rendered volumes (PoseConv3D, TSM), not MotionBERT")
+    if spec.reads == "joints" and args.input_f != "Skeleton":
+        err(f"{args.model_type} takes joint coordinates: use --input_f Skeleton, not {args.input_f}")
+    if spec.reads == "joints" and args.test_flip:
+        err(f"--test_flip is for rendered volumes (PoseConv3D, TSM), not {args.model_type}")
+    if spec.reads == "joints" and args.num_clips > 1:
+        err(f"--num_clips is for rendered volumes: {args.model_type}'s test clip is the whole sequence resampled")
     if args.model_type == "tsm" and args.input_f == "Skeleton":
         err("TSM is a 2D CNN over rendered frames: use --input_f Heatmap, Limb or Grayscale")
     if args.model_type == "tsm" and args.second_segments not in (None, args.num_segments):
@@ -240,19 +287,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     keys = [k for k, _ in args.model_cfg]
     if len(set(keys)) != len(keys):
         err("--model_cfg names a key twice")
-    from models import model_kwargs
-
-    valid = model_kwargs(MODEL_TYPES[args.model_type])
-    bad = [k for k in keys if k not in valid]
+    bad = [k for k in keys if k not in spec.kwargs()]
     if bad:
-        err(f"--model_cfg {bad[0]} is not an argument of {args.model_type}; valid: {', '.join(valid)}")
+        err(f"--model_cfg {bad[0]} is not an argument of {args.model_type}; valid: {', '.join(spec.kwargs())}")
     return args
 
 
 def given_flags(argv: list[str] | None) -> set[str]:
     """Destinations of the options written on the command line (not left at their defaults)."""
-    import sys
-
     parser = build_parser()
     for action in parser._actions:
         action.default = argparse.SUPPRESS
@@ -264,13 +306,112 @@ def given_flags(argv: list[str] | None) -> set[str]:
 
 
 def ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> list[str]:
-    """Flags written on the command line that the chosen backbone does not read."""
-    unread = set()
-    if args.model_type != "tsm":
-        unread |= set(TSM_ONLY)
-    if args.model_type == "motionbert":
-        unread |= set(SGD_ONLY) | {"in_channels"}  # MotionBERT's input is (x, y, score) per joint
-    else:
-        unread |= set(MOTIONBERT_ONLY)
-    given = given_flags(argv)
-    return [f"--{name}" for name in sorted(unread & given)]
+    """Flags written on the command line that the chosen backbone does not read: other backbones' own
+    flags, the other optimiser family's, and --in_channels for a model of joint coordinates."""
+    name = MODEL_TYPES[args.model_type]
+    spec = get_spec(name)
+    unread = {f for other, flags in BACKBONE_FLAGS.items() if other != name for f in flags}
+    unread |= {f for family, flags in OPTIMIZER_FLAGS.items() if family != spec.optimizer for f in flags}
+    if spec.reads == "joints":
+        unread.add("in_channels")  # its input is (x, y, score) per joint
+    names = {a.dest: a.option_strings[0] for a in build_parser()._actions if a.option_strings}
+    return sorted(names[dest] for dest in unread & given_flags(argv))  # as the user can type them
+
+
+def backbone_kwargs(args: argparse.Namespace) -> dict:
+    """Constructor arguments of the chosen backbone: its own flags, then --model_cfg."""
+    name = MODEL_TYPES[args.model_type]
+    accepted = get_spec(name).kwargs()
+    own = {flag: getattr(args, flag) for flag in BACKBONE_FLAGS.get(name, ()) if flag in accepted}
+    return {**own, **dict(args.model_cfg)}
+
+
+def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossConfig, EvalConfig]:
+    """The typed configuration of the run the flags ask for."""
+    train = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, workers=args.workers, mu=args.mu,
+        unlabelled_fraction=args.percentage, label_strategy=args.strategy, noise_alpha=args.noise_alpha,
+        max_steps=args.max_steps, eval_every=args.eval_freq, log_every=args.print_freq,
+        channels_last=args.channels_last, compile=args.compile,
+    )  # fmt: skip
+    optim = OptimConfig(
+        epochs=args.epochs, lr=args.lr, lr_type=args.lr_type, lr_steps=tuple(args.lr_steps), momentum=args.momentum,
+        weight_decay=args.weight_decay, lr_backbone=args.lr_backbone1, lr_head=args.lr_head1,
+        lr_decay=args.lr_decay1, weight_decay_adamw=args.weight_decay1, clip_grad=args.gd,
+    )  # fmt: skip
+    loss = LossConfig(
+        gamma=args.gamma, gamma2=args.gamma2, group=args.use_group_contrastive, temperature=args.temperature,
+        detach_clean=not args.no_detach_clean, sup_epochs=args.sup_thresh,
+        finetune_from=args.finetune_start_epoch if args.use_finetuning else None, threshold=args.threshold,
+        gamma_finetune=args.gamma_finetune,
+    )  # fmt: skip
+    ev = EvalConfig(
+        alphas=tuple(args.eval_alphas), num_clips=args.num_clips, test_flip=args.test_flip,
+        batch_size=args.valbatchsize, workers=args.workers, seed=args.seed,
+    )  # fmt: skip
+    return train, optim, loss, ev
+
+
+def checkpoint_args(args: argparse.Namespace) -> dict:
+    """The parsed flags as plain values (--model_cfg pairs become a dict), as checkpoints store them."""
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    out["model_cfg"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.model_cfg}
+    return out
+
+
+def run_name(args: argparse.Namespace) -> str:
+    """--name, or one derived from the dataset, split, backbone, input and the loss flags."""
+    if args.name:
+        return args.name
+    flags = f"g{args.gamma:g}_a{args.noise_alpha:g}_s{args.seed}"
+    return f"{args.dataset}_{args.split}_{args.model_type}_{args.input_f}_{flags}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# predict (python main.py predict ... = python predict.py ...)
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="main.py predict",
+        description="Top-5 action classes of each clip of a pyskl pickle, an NTU .skeleton file or a video.",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by main.py (e.g. runs/NAME/best.pt)")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="pyskl .pkl (whole file, list of annotations or one annotation), NTU .skeleton, or a video "
+        f"({', '.join(VIDEO_SUFFIXES)}; needs {MEDIAPIPE})",
+    )
+    p.add_argument(
+        "--num_clips",
+        type=int,
+        default=None,
+        help="clips sampled per video, probabilities averaged (default: as in training)",
+    )
+    p.add_argument(
+        "--test_flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also test on the horizontally flipped clip (default: as in training)",
+    )
+    p.add_argument("--save_probs", default=None, metavar="FILE", help="write every clip's probabilities as JSON")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
+    p.add_argument("-b", "--batch_size", type=int, default=16, help="clips per forward pass (default: %(default)s)")
+    p.add_argument("-j", "--workers", type=int, default=0, help="data loading worker processes (default: %(default)s)")
+    p.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="allow a checkpoint that needs full unpickling (trusted files only)",
+    )
+    return p
+
+
+def parse_predict_args(argv: list[str] | None) -> PredictOptions:
+    parser = build_predict_parser()
+    args = parser.parse_args(argv)
+    if args.num_clips is not None and args.num_clips < 1:
+        parser.error("--num_clips must be >= 1")
+    if args.batch_size < 1 or args.workers < 0:
+        parser.error("--batch_size must be >= 1 and --workers >= 0")
+    return PredictOptions(**vars(args))

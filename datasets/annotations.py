@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.errors import MissingFileError, UserError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(UserError, ValueError):
     """A malformed annotation file or sample; the message names the sample and the problem."""
 
 
@@ -30,7 +32,7 @@ def load_pickle(path: str | Path) -> dict:
     """Read a pyskl annotation pickle. Fails with one line when the file is missing or unreadable."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} does not exist")
+        raise MissingFileError(f"annotation file {path} does not exist")
     try:
         with open(path, "rb") as f:
             data = pickle.load(f)

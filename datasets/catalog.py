@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets.annotations import KeypointStore, load_pickle, pack_annotations
+from utils.errors import MissingFileError
 
 PYSKL_DATA = "https://download.openmmlab.com/mmaction/pyskl/data/nturgbd"
 
@@ -57,7 +58,7 @@ def resolve_ann_file(spec: DatasetSpec, data_root: str | Path, ann_file: str | P
     """
     path = Path(ann_file) if ann_file else Path(data_root) / spec.ann_file
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{spec.name} annotation file not found at {path}: download it from {spec.source} "
             f"(or pass --ann_file / --data_root), or run `python main.py synthetic` which needs no download"
         )
@@ -78,7 +79,7 @@ def load_store(
     """
     spec = get_spec(name)
     if name == "custom" and not ann_file:
-        raise FileNotFoundError("the custom dataset reads the file given by --ann_file; pass one")
+        raise MissingFileError("the custom dataset reads the file given by --ann_file; pass one")
     if name == "synthetic" and not ann_file:
         from datasets.synthetic import load_or_create_synthetic
 

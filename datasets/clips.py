@@ -1,7 +1,7 @@
 """The torch Dataset: keypoint clips only (frame sampling, noise, compaction, resize/crop, flip).
 
 Pixels are not made here: the training loop renders heatmap volumes for the whole batch on its
-device (utils/render.py). Each item is a dict of small arrays::
+device (datasets/render.py). Each item is a dict of small arrays::
 
     keypoint        float32 (S, M, T, V, 2)  S = num_clips views, M = max_persons (zero-padded)
     keypoint_score  float32 (S, M, T, V)
@@ -29,6 +29,7 @@ from datasets.motionbert_prep import motionbert_clip, motionbert_clip_3d
 from datasets.noise import add_joint_noise, eval_noise_rng
 from datasets.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
 
+NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item (and a collated batch)
 PIPELINES = ("pose", "motionbert")
 
 
@@ -123,9 +124,6 @@ class SkeletonClips(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def labels(self) -> np.ndarray:
-        return self.store.labels[self.indices]
-
     def __getitem__(self, i: int) -> dict:
         index = int(self.indices[i])
         clip = self.store.get(index)
@@ -148,7 +146,7 @@ class SkeletonClips(Dataset):
         one; evaluation gives one clip corrupted at the evaluation alpha."""
         if not self.train:
             return [("", self.noise_alpha)]
-        return [("", 0.0), ("noisy_", self.noise_alpha)] if self.noisy_view else [("", 0.0)]
+        return [("", 0.0), (NOISY_PREFIX, self.noise_alpha)] if self.noisy_view else [("", 0.0)]
 
     def _pose_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
         results = {

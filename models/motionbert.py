@@ -311,8 +311,6 @@ class ActionNet(nn.Module):
     built upstream with any `hidden_dim`).
     """
 
-    input_kind = "skeleton"
-
     def __init__(
         self,
         backbone: DSTformer,
@@ -351,6 +349,10 @@ class ActionNet(nn.Module):
         """The last layer (fc2: hidden_dim -> num_classes)."""
         return self.head.fc2
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The optimiser groups: the DSTformer (with its unused pretraining pose head) and the action head."""
+        return {"backbone": list(self.backbone.parameters()), "head": list(self.head.parameters())}
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace fc2 by a freshly initialised Linear(hidden_dim, num_classes) on the same device/dtype."""
         old = self.head.fc2
@@ -358,7 +360,9 @@ class ActionNet(nn.Module):
         self.num_classes = num_classes
 
 
-@register_model("motionbert")
+@register_model(
+    "motionbert", reads="joints", clip_len=243, max_clip_len_arg="maxlen", optimizer="adamw", unused_parameters=True
+)
 def motionbert(
     dim_in: int = 3,
     dim_out: int = 3,
@@ -370,11 +374,15 @@ def motionbert(
     maxlen: int = 243,
     num_joints: int = 17,
     num_classes: int = 60,
-    dropout_ratio: float = 0.5,
+    dropout: float = 0.5,
     hidden_dim: int = 2048,
     drop_path_rate: float = 0.0,
+    dropout_ratio: float | None = None,
 ) -> ActionNet:
     """MotionBERT action recogniser; argument names as upstream, defaults = `MB_train_NTU60_xsub.yaml`.
+
+    `dropout` is the head's dropout (upstream's `dropout_ratio`, still accepted under that name: it wins
+    when given, as in run configurations written before the core keywords were shared).
 
     Returns an `ActionNet` whose state dict matches `train_action.py` checkpoints (after stripping `module.`).
     """
@@ -390,4 +398,5 @@ def motionbert(
         maxlen=maxlen,
         drop_path_rate=drop_path_rate,
     )
-    return ActionNet(backbone, dim_rep, num_classes, dropout_ratio, hidden_dim, num_joints)
+    dropout = dropout if dropout_ratio is None else dropout_ratio
+    return ActionNet(backbone, dim_rep, num_classes, dropout, hidden_dim, num_joints)

@@ -242,7 +242,7 @@ class I3DHead(nn.Module):
         return self.fc_cls(self.dropout(self.pool(x)))
 
 
-@register_model("poseconv3d")
+@register_model("poseconv3d", reads="volume", clip_len=24)
 class PoseConv3D(nn.Module):
     """PoseConv3D recogniser with pyskl's Recognizer3D state-dict layout (`backbone.*`, `cls_head.*`).
 
@@ -252,8 +252,6 @@ class PoseConv3D(nn.Module):
 
     Input x: (N, in_channels, T, H, W) float heatmap volume (pixel values in [0, 1]).
     """
-
-    input_kind = "volume"
 
     def __init__(
         self,
@@ -307,6 +305,10 @@ class PoseConv3D(nn.Module):
 
     def get_classifier(self) -> nn.Linear:
         return self.cls_head.fc_cls
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The optimiser groups: the 3D ResNet and the classification head."""
+        return {"backbone": list(self.backbone.parameters()), "head": list(self.cls_head.parameters())}
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace `fc_cls` by a freshly initialised one with `num_classes` outputs (e.g. to fine-tune)."""

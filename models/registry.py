@@ -1,22 +1,92 @@
-"""A tiny model registry: `create_model(name, **kwargs)` over the backbones registered by name."""
+"""A tiny model registry: `create_model(name, **kwargs)` over the backbones registered by name.
+
+Every backbone meets the engine through one contract, declared where it is registered
+(`register_model(name, reads=..., clip_len=..., ...)`) and checked there:
+- core keywords: `num_classes`, `dropout`, and `in_channels` (models that read rendered volumes) or
+  `num_joints` (models that read joint coordinates);
+- `model.param_groups()` -> {'backbone': [...], 'head': [...]}, the parameters of the optimiser groups;
+- a `ModelSpec`: what input it reads, its default clip length, the optimiser it trains with, and the
+  constructor arguments that fix or bound the clip length.
+The engine reads the spec and never a backbone's name.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+READS = ("volume", "joints")
+OPTIMIZERS = ("sgd", "adamw")
 
 
-def register_model(name: str) -> Callable:
-    """Decorator registering a model class or factory under `name`."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the engine knows of a backbone.
+
+    name: registry name. factory: class or function building the model from keyword arguments.
+    reads: 'volume' (rendered heatmap volumes (N, C, T, H, W), sized by `in_channels`) or 'joints'
+        (joint coordinates (N, M, T, V, 3), sized by `num_joints`).
+    clip_len: default frames per clip.
+    clip_len_arg: constructor argument that fixes the frames per clip (TSM's `num_segments`), or None.
+    max_clip_len_arg: constructor argument that bounds the frames per clip (MotionBERT's `maxlen`), or None.
+    optimizer: 'sgd' (one group, SGD with a per-step schedule) or 'adamw' (backbone and head groups with
+        their own learning rates, decayed per epoch).
+    unused_parameters: some parameters get no gradient in training (DDP must look for them).
+    """
+
+    name: str
+    factory: Callable[..., nn.Module]
+    reads: str
+    clip_len: int
+    clip_len_arg: str | None = None
+    max_clip_len_arg: str | None = None
+    optimizer: str = "sgd"
+    unused_parameters: bool = False
+
+    @property
+    def size_arg(self) -> str:
+        """The core keyword that sizes the input: `in_channels` or `num_joints`."""
+        return "in_channels" if self.reads == "volume" else "num_joints"
+
+    def kwargs(self) -> list[str]:
+        """The constructor arguments that `create_model(name, ...)` accepts."""
+        params = inspect.signature(self.factory).parameters
+        return [p for p, v in params.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+
+    def default(self, arg: str):
+        """The constructor's default value of `arg`."""
+        return inspect.signature(self.factory).parameters[arg].default
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    reads: str,
+    clip_len: int,
+    clip_len_arg: str | None = None,
+    max_clip_len_arg: str | None = None,
+    optimizer: str = "sgd",
+    unused_parameters: bool = False,
+) -> Callable:
+    """Decorator registering a model class or factory under `name`, with its contract (see ModelSpec)."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = fn
+        if reads not in READS or optimizer not in OPTIMIZERS:
+            raise ValueError(f"model {name!r}: reads must be one of {READS} and optimizer one of {OPTIMIZERS}")
+        spec = ModelSpec(name, fn, reads, clip_len, clip_len_arg, max_clip_len_arg, optimizer, unused_parameters)
+        missing = {"num_classes", "dropout", spec.size_arg} - set(spec.kwargs())
+        missing |= {a for a in (clip_len_arg, max_clip_len_arg) if a is not None} - set(spec.kwargs())
+        if missing:
+            raise TypeError(f"model {name!r} lacks the core keyword(s) {', '.join(sorted(missing))}")
+        _MODELS[name] = spec
         return fn
 
     return wrap
@@ -26,16 +96,16 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def model_kwargs(name: str) -> list[str]:
-    """The constructor arguments that `create_model(name, ...)` accepts."""
-    params = inspect.signature(_get(name)).parameters
-    return [p for p, v in params.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
-
-
-def _get(name: str) -> Callable[..., nn.Module]:
+def get_spec(name: str) -> ModelSpec:
+    """The contract of the model registered as `name`; unknown names fail with the registered ones."""
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     return _MODELS[name]
+
+
+def model_kwargs(name: str) -> list[str]:
+    """The constructor arguments that `create_model(name, ...)` accepts."""
+    return get_spec(name).kwargs()
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -43,8 +113,8 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
     Unknown names and unknown keyword arguments fail with the valid choices listed.
     """
-    fn = _get(name)
-    unknown = sorted(set(kwargs) - set(model_kwargs(name)))
+    spec = get_spec(name)
+    unknown = sorted(set(kwargs) - set(spec.kwargs()))
     if unknown:
-        raise TypeError(f"{name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(model_kwargs(name))}")
-    return fn(**kwargs)
+        raise TypeError(f"{name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(spec.kwargs())}")
+    return spec.factory(**kwargs)

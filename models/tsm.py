@@ -10,8 +10,8 @@ Layout: frames of one clip are contiguous along the batch axis, (N * T, C, H, W)
 
 Parameter names follow torchvision's ResNet (`backbone.conv1.weight`, `backbone.layer1.0.conv1.weight`,
 `backbone.layer2.0.downsample.0.weight`, ...), so an ImageNet ResNet state dict (without its `fc`) loads
-into `.backbone` directly. TSM/TCL checkpoints name the same tensors differently (the shift wraps a
-module as `.net`); `convert_tsm_state_dict` maps their keys to ours.
+into `.backbone` directly. (TSM/TCL checkpoints name the same tensors differently: the shift wraps a
+module as `.net`; the CLI does not load them.)
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class ResNet(nn.Module):
         return torch.flatten(self.avgpool(x), 1)  # (N * T, num_features)
 
 
-@register_model("tsm")
+@register_model("tsm", reads="volume", clip_len=8, clip_len_arg="num_segments")
 class TSM(nn.Module):
     """TSN/TSM video classifier over rendered frames: per-frame 2D ResNet, logits averaged over frames.
 
@@ -255,8 +255,6 @@ class TSM(nn.Module):
 
     Input: x (N, C, T, H, W) rendered volume, float. Output of `forward`: logits (N, num_classes).
     """
-
-    input_kind = "volume"
 
     def __init__(
         self,
@@ -347,35 +345,12 @@ class TSM(nn.Module):
     def get_classifier(self) -> nn.Linear:
         return self.fc
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The optimiser groups: the 2D ResNet trunk and the classifier."""
+        return {"backbone": list(self.backbone.parameters()), "head": list(self.fc.parameters())}
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace `fc` by a freshly initialised one with `num_classes` outputs (same device and dtype)."""
         w = self.fc.weight
         self.fc = self._new_fc(num_classes).to(device=w.device, dtype=w.dtype)
         self.num_classes = num_classes
-
-
-def convert_tsm_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename the keys of a TSM / TCL model state dict to this module's names.
-
-    TSM's `TSN` holds the torchvision ResNet as `base_model`, its classifier as `new_fc` (or as
-    `base_model.fc` when dropout is 0), and wraps the shifted module in `TemporalShift(...).net`
-    (`layer1.0.conv1.net.weight` for 'blockres', `layer1.0.net.conv1.weight` for 'block'). A wrapper
-    prefix such as DataParallel's `module.` must be stripped before (by the checkpoint loader).
-
-    Args:
-        state_dict: TSM-named tensors, e.g. `base_model.layer1.0.conv1.net.weight`, `new_fc.bias`.
-
-    Returns:
-        a new dict with the same tensors under our names, e.g. `backbone.layer1.0.conv1.weight`, `fc.bias`.
-    """
-    out = {}
-    for key, value in state_dict.items():
-        new = key.replace(".net.", ".")
-        if new.startswith("new_fc."):
-            new = "fc." + new[len("new_fc.") :]
-        elif new.startswith("base_model.fc."):
-            new = new[len("base_model.") :]
-        elif new.startswith("base_model."):
-            new = "backbone." + new[len("base_model.") :]
-        out[new] = value
-    return out

@@ -25,12 +25,12 @@ def shared_or_skip(*parts: str) -> Path:
 
 @pytest.fixture
 def eval_logits(monkeypatch) -> list:
-    """The logits of every forward pass that `main.evaluate` makes from now on, in order (a list that
-    fills up as `main.py --evaluate` runs)."""
-    import main as cli
+    """The logits of every forward pass that `engine.evaluate.evaluate` makes from now on, in order (a
+    list that fills up as `main.py --evaluate` runs its sweep)."""
+    import engine.evaluate as ev
 
     logits = []
-    real = cli.evaluate
+    real = ev.evaluate
 
     def spy(model, *a, **k):
         hook = model.register_forward_hook(lambda m, i, o: logits.append(o.detach().float()))
@@ -39,5 +39,14 @@ def eval_logits(monkeypatch) -> list:
         finally:
             hook.remove()
 
-    monkeypatch.setattr(cli, "evaluate", spy)
+    monkeypatch.setattr(ev, "evaluate", spy)
     return logits
+
+
+def error_line(capsys, excinfo) -> str:
+    """The one line a user error printed, as 'error: ...', after checking it exited with code 2
+    (utils/errors.py) and printed nothing else on stderr."""
+    assert excinfo.value.code == 2, excinfo.value.code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and ": error: " in lines[0], lines
+    return "error: " + lines[0].split(": error: ", 1)[1]

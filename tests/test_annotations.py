@@ -8,7 +8,6 @@ when absent).
 from __future__ import annotations
 
 import pickle
-import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
@@ -530,11 +529,10 @@ def test_store_pickles_fast_and_small() -> None:
         else:
             assert isinstance(value, np.ndarray), field
 
-    start = time.perf_counter()
-    blob = bytes(ForkingPickler.dumps(store))  # what multiprocessing sends a spawned worker
+    # What multiprocessing sends a spawned worker: the flat arrays as a few large buffers and the names,
+    # nothing per sample (its size is checked against the arrays below; speed is bench/'s business).
+    blob = bytes(ForkingPickler.dumps(store))
     back = pickle.loads(blob)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, elapsed  # ~10 ms for these 10 MB; per-sample objects would cost far more
 
     arrays = sum(
         a.nbytes

@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+import engine.objective
+import engine.train
 import main as cli
 from datasets.synthetic import make_synthetic
+from engine.config import RunConfig
+from engine.data import model_input, step_input
+from tests.conftest import error_line
+from utils.runtime import Runtime
 
 TINY_POSE = ["--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)"]
 TINY_MB = ["--model_cfg", "dim_feat=16", "dim_rep=16", "depth=1", "num_heads=2", "hidden_dim=32"]
@@ -91,17 +97,17 @@ def test_resume_matches_uninterrupted_run(tmp_path, ann_file, monkeypatch):
     args = lambda name: base(tmp_path, ann_file, name, "--epochs", "3", *TINY_POSE)  # noqa: E731
     straight = cli.main(args("straight"))
 
-    real = cli.train_one_epoch
+    real = engine.train.train_one_epoch
 
-    def crash_at_epoch_2(*a, **k):
-        if a[5] == 2:  # the epoch argument
+    def crash_at_epoch_2(tr, plan, loaders, epoch, steps):
+        if epoch == 2:
             raise KeyboardInterrupt
-        return real(*a, **k)
+        return real(tr, plan, loaders, epoch, steps)
 
-    monkeypatch.setattr(cli, "train_one_epoch", crash_at_epoch_2)
+    monkeypatch.setattr(engine.train, "train_one_epoch", crash_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         cli.main(args("resumed"))
-    monkeypatch.setattr(cli, "train_one_epoch", real)
+    monkeypatch.setattr(engine.train, "train_one_epoch", real)
     resumed = cli.main(args("resumed"))  # finds last.pt and goes on
     assert resumed["robustness"] == straight["robustness"]
     a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
@@ -126,7 +132,7 @@ def test_evaluate_checkpoint(tmp_path, ann_file):
         ["--noise_alpha", "-1"],
         ["--model_cfg", "nonsense=3"],
         ["--use_finetuning"],
-        ["--in_channels", "68"],  # Heatmap needs 17
+        ["--input_f", "Heatmap", "--in_channels", "68"],  # Heatmap needs 17
     ],
 )
 def test_bad_flags_exit_2(tmp_path, ann_file, extra, capsys):
@@ -137,19 +143,20 @@ def test_bad_flags_exit_2(tmp_path, ann_file, extra, capsys):
     assert err and "error" in err[-1]
 
 
-def test_missing_annotation_file_is_one_line(tmp_path):
+def test_missing_annotation_file_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["ntu60", "--data_root", str(tmp_path), "--device", "cpu"])
-    msg = str(e.value.code)
+    msg = error_line(capsys, e)
     assert "ntu60_hrnet.pkl" in msg and "synthetic" in msg and "\n" not in msg
 
 
-def test_corrupt_checkpoint_is_one_line(tmp_path, ann_file):
+def test_corrupt_checkpoint_is_one_line(tmp_path, ann_file, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as e:
         cli.main(base(tmp_path, ann_file, "c", "--evaluate", str(bad)))
-    assert "bad.pt" in str(e.value.code) and "\n" not in str(e.value.code)
+    msg = error_line(capsys, e)
+    assert "bad.pt" in msg
 
 
 def test_cross_entropy_only_baseline(tmp_path, ann_file):
@@ -181,9 +188,9 @@ def test_seed_command_lines_run(tmp_path, ann_file, model, capsys):
     assert log.count("ignored for --model_type") == 1
 
 
-def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, ann_file, monkeypatch):
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, ann_file, monkeypatch, capsys):
     args = base(tmp_path, ann_file, "nan", "--input_f", "Skeleton", "--epochs", "3", *TINY_POSE)
-    real = cli.total_loss
+    real = engine.objective.total_loss
     calls = {"n": 0}
 
     def poisoned(*a, **k):
@@ -191,10 +198,11 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, ann_file, mon
         loss = real(*a, **k)
         return loss * float("nan") if calls["n"] > 2 else loss  # the first epoch (2 steps) is fine
 
-    monkeypatch.setattr(cli, "total_loss", poisoned)
+    monkeypatch.setattr(engine.objective, "total_loss", poisoned)
     with pytest.raises(SystemExit) as e:
         cli.main(args)
-    assert "nan" in str(e.value.code) and "epoch 1" in str(e.value.code)
+    msg = error_line(capsys, e)
+    assert "nan" in msg and "epoch 1" in msg
     assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["epoch"] == 1
 
 
@@ -282,11 +290,11 @@ def test_step_input_renders_views_into_one_reused_volume(fmt):
     view's `model_input`; heatmap and limb volumes go into one buffer that the next step reuses."""
     from datasets.layouts import COCO17
 
-    cfg = cli.RunConfig(
+    cfg = RunConfig(
         model_name="poseconv3d", model_cfg={}, pipeline="pose", input_format=fmt, input_size=16, clip_len=4,
         max_persons=2, layout="coco17", num_classes=3,
     )  # fmt: skip
-    rt = cli.Runtime(device=torch.device("cpu"))
+    rt = Runtime(device=torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
 
     def batch(n):  # collated: (B, 1, M, T, V, 2) pixels of a 64 x 64 frame, scores (B, 1, M, T, V)
@@ -298,8 +306,8 @@ def test_step_input_renders_views_into_one_reused_volume(fmt):
     for n in (3, 3, 2):  # a full batch, the next one, the last and smaller one
         lab = batch(n)
         views = [(lab, ""), (lab, "noisy_")]
-        x = cli.step_input(views, cfg, COCO17, rt, buffers)
-        ref = torch.cat([cli.model_input(b[p + "keypoint"][:, 0], b[p + "keypoint_score"][:, 0], cfg, COCO17)
+        x = step_input(views, cfg, COCO17, rt, buffers)
+        ref = torch.cat([model_input(b[p + "keypoint"][:, 0], b[p + "keypoint_score"][:, 0], cfg, COCO17)
                          for b, p in views])  # fmt: skip
         assert torch.equal(x, ref) and x.shape[0] == 2 * n
         ptrs.append(x.data_ptr())
@@ -307,3 +315,69 @@ def test_step_input_renders_views_into_one_reused_volume(fmt):
         assert not buffers
     else:  # the second step reuses the first one's volume; the smaller last batch replaced it
         assert ptrs[0] == ptrs[1] and list(buffers) == [tuple(x.shape)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried to allocate"
+        ),
+    ],
+)
+def test_out_of_memory_is_one_line_and_the_run_resumes(tmp_path, ann_file, monkeypatch, capsys, error):
+    """Running out of memory in the second epoch names the settings that drive memory, in one line, and
+    the run directory keeps the first epoch's checkpoint, from which the same command resumes."""
+    args = base(tmp_path, ann_file, "oom", "--input_f", "Skeleton", *TINY_POSE)
+    real = engine.train.train_one_epoch
+
+    def run_out_at_epoch_1(tr, plan, loaders, epoch, steps):
+        if epoch == 1:
+            raise error
+        return real(tr, plan, loaders, epoch, steps)
+
+    monkeypatch.setattr(engine.train, "train_one_epoch", run_out_at_epoch_1)
+    with pytest.raises(SystemExit) as e:
+        cli.main(args)
+    msg = error_line(capsys, e)
+    assert "out of memory" in msg and "-b (now 4" in msg and "--clip_len (now 8)" in msg and "--input_size" in msg
+    assert torch.load(tmp_path / "oom" / "last.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(engine.train, "train_one_epoch", real)
+    cli.main(args)
+    assert "resumed from" in capsys.readouterr().out
+
+
+def test_other_runtime_errors_keep_their_traceback(tmp_path, ann_file, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("a bug, not a user error")
+
+    monkeypatch.setattr(engine.train, "train_one_epoch", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(base(tmp_path, ann_file, "bug", "--input_f", "Skeleton", *TINY_POSE))
+
+
+def test_run_says_what_it_costs(tmp_path, ann_file, capsys):
+    """A plan line before training, a time estimate once the first steps are timed, and the wall time and
+    peak memory at the end."""
+    cli.main(base(tmp_path, ann_file, "cost", "--input_f", "Skeleton", "--max_steps", "7", "--epochs", "1", *TINY_POSE))
+    out = capsys.readouterr().out.splitlines()
+    plan = [line for line in out if line.startswith("plan:")]
+    assert len(plan) == 1 and "steps per epoch x 1 epoch(s)" in plan[0] and "M parameters" in plan[0]
+    estimate = [line for line in out if line.startswith("estimate:")]
+    assert len(estimate) == 1 and "s per step" in estimate[0] and "per epoch of 7 steps" in estimate[0]
+    assert out.index(plan[0]) < out.index(estimate[0])
+    assert out[-1].startswith("done in ") and "peak resident memory" in out[-1] and " GB" in out[-1]
+
+
+def test_synthetic_defaults_are_the_demo_and_flags_win():
+    from opts import parse_args
+
+    args = parse_args(["synthetic"])
+    assert (args.input_f, args.clip_len, args.gamma, args.noise_alpha) == ("Skeleton", 32, 1.0, 0.02)
+    assert dict(args.model_cfg) == {"base_channels": 16, "stage_blocks": (2, 2, 2)}
+    args = parse_args(["synthetic", "--gamma", "5", "--input_f", "Heatmap", "--model_cfg", "base_channels=8"])
+    assert (args.gamma, args.input_f, dict(args.model_cfg), args.clip_len) == (5.0, "Heatmap", {"base_channels": 8}, 32)
+    assert parse_args(["ntu60"]).input_f == "Heatmap" and parse_args(["ntu60"]).model_cfg == []
+    mb = parse_args(["synthetic", "--model_type", "motionbert", "--input_f", "Skeleton"])
+    assert mb.model_cfg == [] and mb.gamma == 5.0  # the demo's model settings are PoseConv3D's

@@ -100,7 +100,9 @@ def test_one_backward_reaches_every_trainable_parameter():
 
 def test_interface_and_reset_classifier():
     model = create_model("motionbert", **TINY).eval()
-    assert model.input_kind == "skeleton" and model.num_classes == 10
+    assert model.num_classes == 10
+    groups = model.param_groups()
+    assert [id(p) for p in groups["backbone"] + groups["head"]] == [id(p) for p in model.parameters()]
     assert isinstance(model.backbone, DSTformer)
     x = torch.randn(2, 2, 5, 17, 3)
     with torch.no_grad():

@@ -102,7 +102,9 @@ def test_every_parameter_gets_a_gradient() -> None:
 
 def test_interface_shapes_and_consistency() -> None:
     model = PoseConv3D(num_classes=5, **TINY).eval()
-    assert PoseConv3D.input_kind == "volume" and model.num_classes == 5
+    assert model.num_classes == 5
+    groups = model.param_groups()
+    assert [id(p) for p in groups["backbone"] + groups["head"]] == [id(p) for p in model.parameters()]
     x = torch.rand(3, 17, 12, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         fmap = model.extract_feat(x)

@@ -11,10 +11,11 @@ import torch
 
 import main as cli
 import predict
+from datasets import inputs
 from datasets.label_maps import NTU60_CLASSES, NTU120_CLASSES, class_names
 from datasets.synthetic import class_names as synthetic_names
 from datasets.synthetic import make_synthetic
-from tests.conftest import shared_or_skip
+from tests.conftest import error_line, shared_or_skip
 
 TINY_POSE = ["--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)"]
 NUM_CLIPS = 4  # clips of the prediction input
@@ -135,44 +136,41 @@ def _bad_inputs(tmp_path, clip):
 
 
 @pytest.mark.parametrize("case", ["input_missing", "unreadable", "wrong_joints", "skeleton", "unknown_type"])
-def test_bad_inputs_are_one_line(setup, tmp_path, case):
+def test_bad_inputs_are_one_line(setup, tmp_path, case, capsys):
     path, words = _bad_inputs(tmp_path, setup["clips"][0])[case]
     with pytest.raises(SystemExit) as e:
         run_predict(setup, "--input", str(path))
-    msg = str(e.value.code)
+    msg = error_line(capsys, e)
     assert msg.startswith("error:") and words in msg and "\n" not in msg
 
 
-def test_ntu_skeleton_file_reaches_the_layout_check(setup):
+def test_ntu_skeleton_file_reaches_the_layout_check(setup, capsys):
     """A raw Kinect file (25 joints) is read by datasets/ntu_skeleton.py, then refused by a COCO-17 model."""
-    ntu = pytest.importorskip("datasets.ntu_skeleton")
-    if not hasattr(ntu, "read_skeleton_file"):
-        pytest.skip("datasets/ntu_skeleton.py has no read_skeleton_file yet")
     path = shared_or_skip("data", "ntu_samples", "skeleton", "S001C001P001R001A011.skeleton")
     with pytest.raises(SystemExit) as e:
         run_predict(setup, "--input", str(path))
-    msg = str(e.value.code)
+    msg = error_line(capsys, e)
     assert ("3D keypoints" in msg or "25 joints" in msg) and "\n" not in msg
 
 
 @pytest.mark.parametrize("case", ["missing", "foreign"])
-def test_bad_checkpoint_is_one_line(setup, tmp_path, case):
+def test_bad_checkpoint_is_one_line(setup, tmp_path, case, capsys):
     path = tmp_path / "model.pt"
     if case == "foreign":
         torch.save({"conv.weight": torch.zeros(2)}, path)  # a plain state dict, no run configuration
     with pytest.raises(SystemExit) as e:
         predict.main(["--checkpoint", str(path), "--input", str(setup["clip_file"]), "--device", "cpu"])
-    msg = str(e.value.code)
+    msg = error_line(capsys, e)
     assert msg.startswith("error:") and "model.pt" in msg and "\n" not in msg
 
 
-def test_video_without_mediapipe_says_how_to_install(setup, tmp_path, monkeypatch):
+def test_video_without_mediapipe_says_how_to_install(setup, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # import fails, installed or not
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0")
     with pytest.raises(SystemExit) as e:
         run_predict(setup, "--input", str(video))
-    msg = str(e.value.code)
+    msg = error_line(capsys, e)
     assert "pip install mediapipe==0.10.21" in msg and "\n" not in msg
 
 
@@ -232,7 +230,7 @@ def test_video_keypoints_are_coco17_pixels(setup, tmp_path, fake_mediapipe, caps
     ref = fake_mediapipe
     video = tmp_path / "S001C001P001R001A001_rgb.avi"
     video.write_bytes(b"\0")
-    ann = predict.read_video(video)
+    ann = inputs.read_video(video)
     t = len(ref["keypoint"])
     assert ann["keypoint"].shape == (1, t + 1, 17, 2) and ann["img_shape"] == (1080, 1920)
     np.testing.assert_allclose(ann["keypoint"][0, :t], ref["keypoint"], rtol=1e-5, atol=1e-3)

@@ -13,7 +13,7 @@ import main as cli
 import predict
 from datasets import convert
 from datasets.label_maps import NTU60_CLASSES, class_names, ntu_label_map
-from tests.conftest import shared_or_skip
+from tests.conftest import error_line, shared_or_skip
 from tests.test_predict import dump
 
 TINY_POSE = ["--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)"]
@@ -146,7 +146,7 @@ def test_skeleton_prediction_equals_main_evaluate(run, skeletons, tmp_path, eval
         assert not np.allclose(single[TEST[0]]["probs"], got)
 
 
-def test_evaluate_refuses_data_of_another_layout(trained, tmp_path):
+def test_evaluate_refuses_data_of_another_layout(trained, tmp_path, capsys):
     """--evaluate of an NTU-25 model on COCO-17 keypoints stops with one line naming both."""
     ann = {"frame_dir": "clip", "label": 0, "img_shape": (1080, 1920), "original_shape": (1080, 1920),
            "total_frames": 8, "keypoint": np.ones((1, 8, 17, 2), np.float32),
@@ -157,16 +157,16 @@ def test_evaluate_refuses_data_of_another_layout(trained, tmp_path):
     with pytest.raises(SystemExit) as e:
         cli.main(["custom", "--ann_file", str(clip_file), "--evaluate", str(trained("pose3d")["ckpt"]),
                   "--run_dir", str(tmp_path), "--eval_alphas", "0", "-j", "0", "--device", "cpu"])  # fmt: skip
-    msg = str(e.value.code)
+    msg = error_line(capsys, e)
     assert msg.startswith("error:") and "17 joints" in msg and "ntu25" in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("flag", [["--test_flip"], ["--num_clips", "2"]])
-def test_motionbert_refuses_rendered_views(trained, skeletons, flag):
+def test_motionbert_refuses_rendered_views(trained, skeletons, flag, capsys):
     """MotionBERT tests one view, the whole clip resampled: more views are refused in one line."""
     with pytest.raises(SystemExit) as e:
         run_predict(trained("motionbert")["ckpt"], skeletons / f"{TEST[0]}.skeleton", *flag)
-    msg = str(e.value.code)
+    msg = error_line(capsys, e)
     assert msg.startswith("error:") and flag[0] in msg and "MotionBERT" in msg and "\n" not in msg
 
 

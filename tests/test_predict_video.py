@@ -1,4 +1,4 @@
-"""`predict.read_video` and `main.py predict --input VIDEO` with the real mediapipe 0.10.21.
+"""`datasets.inputs.read_video` and `main.py predict --input VIDEO` with the real mediapipe 0.10.21.
 
 Runs only where mediapipe is installed (`pip install mediapipe==0.10.21`, optional) and ../shared is
 present: the reference keypoints are ../shared/data/ntu_samples/mediapipe/ntu_videos_mediapipe.pkl,
@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("mediapipe")  # before the heavy imports: without it the module skips at once
 
-import predict  # noqa: E402
+from datasets import inputs  # noqa: E402
 from datasets.label_maps import class_names  # noqa: E402
 from tests.conftest import shared_or_skip  # noqa: E402
 from tests.test_predict import dump, run_predict, setup  # noqa: E402, F401  (setup: the tiny-checkpoint fixture)
@@ -64,7 +64,7 @@ def assert_close_to_reference(ann: dict, ref: dict) -> None:
 def test_video_keypoints_match_offline_mediapipe(reference, frame_dir, video):
     """Every frame, COCO-17 order, pixels of the full-HD frame, visibility scores: as extracted offline."""
     path = video_path(video)
-    ann = predict.read_video(path)
+    ann = inputs.read_video(path)
     assert ann["frame_dir"] == path.stem
     assert_close_to_reference(ann, reference[frame_dir])
     # The person is found in every frame (README: 103/103 and 72/72), near the frame's middle.
@@ -99,5 +99,5 @@ def test_predict_video_end_to_end(setup, reference, tmp_path, capsys):  # noqa: 
 def test_missing_opencv_is_one_line(monkeypatch):
     """mediapipe installed without its dependencies: the error names the install line, no traceback."""
     monkeypatch.setitem(sys.modules, "cv2", None)  # import fails, installed or not
-    with pytest.raises(predict.PredictError, match=r"OpenCV.*pip install mediapipe==0\.10\.21"):
-        predict.read_video(video_path(VIDEOS[0][1]))
+    with pytest.raises(inputs.InputError, match=r"OpenCV.*pip install mediapipe==0\.10\.21"):
+        inputs.read_video(video_path(VIDEOS[0][1]))

@@ -1,4 +1,4 @@
-"""utils/render.py: golden pyskl volumes, the loop reference, and the properties of each format."""
+"""datasets/render.py: golden pyskl volumes, the loop reference, and the properties of each format."""
 
 import pickle
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import utils.render as R
+import datasets.render as R
 from bench.render_loop import render_batch, render_clip
 from datasets.layouts import COCO17
 from tests.conftest import FIXTURES, shared_or_skip

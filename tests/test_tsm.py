@@ -11,7 +11,6 @@ from models.tsm import (
     Bottleneck,
     ResNet,
     TemporalShift,
-    convert_tsm_state_dict,
     temporal_shift,
 )
 
@@ -41,7 +40,8 @@ def test_output_shapes(arch, dim, shift):
         assert model(x).shape == (2, 7)
         assert model.forward_features(x).shape == (2, dim)
     assert model.num_features == dim and model.num_classes == 7
-    assert TSM.input_kind == "volume"
+    groups = model.param_groups()
+    assert [id(p) for p in groups["backbone"] + groups["head"]] == [id(p) for p in model.parameters()]
 
 
 @pytest.mark.parametrize("arch,params", [("resnet18", 11_176_512), ("resnet50", 23_508_032)])
@@ -260,39 +260,3 @@ def test_defaults_and_classifier():
     assert model.num_classes == 11 and model.fc.out_features == 11 and model.fc.in_features == 512
     with torch.no_grad():
         assert model.eval()(_volume(n=1, c=17, size=32)).shape == (1, 11)
-
-
-@pytest.mark.parametrize("place", ["blockres", "block"])
-def test_convert_tsm_state_dict(place):
-    model = TSM("resnet18", in_channels=3, num_classes=5, num_segments=T, shift=True, shift_place=place)
-    ours = model.state_dict()
-    # Keys as TSM's TSN names them (torchvision ResNet as base_model, TemporalShift(...).net, new_fc).
-    tsm_keys = {
-        "backbone.conv1.weight": "base_model.conv1.weight",
-        "backbone.layer1.0.conv1.weight": {
-            "blockres": "base_model.layer1.0.conv1.net.weight",
-            "block": "base_model.layer1.0.net.conv1.weight",
-        }[place],
-        "backbone.layer2.0.downsample.1.running_mean": {
-            "blockres": "base_model.layer2.0.downsample.1.running_mean",
-            "block": "base_model.layer2.0.net.downsample.1.running_mean",
-        }[place],
-        "fc.weight": "new_fc.weight",
-    }
-    theirs = {}
-    for k, v in ours.items():
-        if k in tsm_keys:
-            theirs[tsm_keys[k]] = v
-        elif k.startswith("fc."):
-            theirs["new_" + k] = v
-        elif place == "blockres" and ".conv1." in k and k.startswith("backbone.layer"):
-            theirs["base_model." + k[len("backbone.") :].replace(".conv1.", ".conv1.net.")] = v
-        else:
-            parts = k[len("backbone.") :].split(".")
-            if place == "block" and parts[0].startswith("layer"):
-                parts.insert(2, "net")
-            theirs["base_model." + ".".join(parts)] = v
-    converted = convert_tsm_state_dict(theirs)
-    assert set(converted) == set(ours)
-    assert all(converted[k] is ours[k] for k in ours)
-    assert convert_tsm_state_dict({"base_model.fc.bias": ours["fc.bias"]}) == {"fc.bias": ours["fc.bias"]}

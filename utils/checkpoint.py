@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from utils.errors import UserError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message says what to do."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import resource
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,3 +113,17 @@ def git_revision() -> str:
         return rev + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def peak_memory(device: torch.device) -> str:
+    """Peak resident memory of this process (and of its largest finished child process, a data worker:
+    resident memory counts the pages it shares with its parent), and the peak CUDA memory allocated on
+    `device`, as one phrase."""
+    self_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    child_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    out = f"peak resident memory {self_gb:.2f} GB"
+    if child_gb > 0:
+        out += f" (largest data worker: {child_gb:.2f} GB, pages shared with the main process included)"
+    if device.type == "cuda":
+        out += f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GB"
+    return out

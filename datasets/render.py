@@ -302,6 +302,57 @@ def _limb_rows(
     return rows, data.index_select(1, rows)
 
 
+def _crowded(plane: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor, m: int) -> Tensor:
+    """(R,) bool: rows whose box overlaps another person's box in the same plane (both are maxed in).
+    Rows of one plane are adjacent (persons are the fastest axis), so each is compared with the d-th
+    row before it, d < m persons."""
+    crowded = torch.zeros_like(plane, dtype=torch.bool)
+    for d in range(1, m):
+        overlap = (plane[d:] == plane[:-d]) & (x0[d:] < x1[:-d]) & (x0[:-d] < x1[d:])
+        overlap &= (y0[d:] < y1[:-d]) & (y0[:-d] < y1[d:])
+        crowded[d:] |= overlap
+        crowded[:-d] |= overlap
+    return crowded
+
+
+def _draw_limb_windows(flat: Tensor, shapes: list, counts: list[int], row: Tensor, plane: Tensor, sigma: float) -> None:
+    """Evaluate and scatter the windows of every shape group (see `_render_limbs`).
+
+    shapes: [(ku, kv)] window shapes; counts: free and crowded rows of each shape, in that order;
+    row: (15, R) per-row inputs sorted by (shape, crowded); plane: (R,) storage offset of each row's plane.
+    """
+    arange = partial(torch.arange, device=row.device)
+    pos = 0
+    for g, (ku, kv) in enumerate(shapes):
+        n_free, n_crowded = counts[2 * g], counts[2 * g + 1]
+        cols = slice(pos, pos + n_free + n_crowded)
+        pos = cols.stop
+        if cols.start == cols.stop:
+            continue
+        f = row[:, cols]  # (15, R_g)
+        u_first, u_last, v_first, v_last, stride_u, stride_v = f[9:]  # (R_g,) each
+        # Pixel coordinates, clamped onto the box: (ku, R_g), (kv, R_g).
+        u = torch.minimum(arange(ku, dtype=torch.float32)[:, None] + u_first, u_last)
+        v = torch.minimum(arange(kv, dtype=torch.float32)[:, None] + v_first, v_last)
+        # Storage offsets of the window's pixels along u (with the plane's) and along v; float64 keeps
+        # the products exact for any frame size.
+        at_u = torch.mul(u.double(), stride_u).long().add_(plane[cols])[:, None]  # (ku, 1, R_g)
+        at_v = torch.mul(v.double(), stride_v).long()[None]  # (1, kv, R_g)
+        d2_u = (u - f[0:2, None]).square_()[:, :, None]  # (2, ku, 1, R_g): to start u, end u
+        d2_v = (v - f[2:4, None]).square_()[:, None]  # (2, 1, kv, R_g)
+        u, v = u[:, None], v[None]  # (ku, 1, R_g), (1, kv, R_g)
+        step = max(1, _LIMB_CHUNK // (ku * kv))
+        for part, assign in ((range(0, n_free), True), (range(n_free, n_free + n_crowded), False)):
+            for r0 in range(part.start, part.stop, step):
+                r = slice(r0, min(r0 + step, part.stop))
+                patch = _limb_patches(u[..., r], v[..., r], d2_u[..., r], d2_v[..., r], f[:9, r], sigma=sigma)
+                index = (at_u[..., r] + at_v[..., r]).view(-1)  # (ku*kv*R,)
+                if assign:
+                    flat.scatter_(0, index, patch.view(-1))
+                else:
+                    flat.scatter_reduce_(0, index, patch.view(-1), "amax")
+
+
 def _render_limbs(
     flat: Tensor,
     strides: Sequence[int],
@@ -341,14 +392,7 @@ def _render_limbs(
     plane = (arange(n)[:, None, None] * s_n + arange(len(limbs))[:, None] * s_c + arange(t) * s_t).view(-1, 1)
     plane = plane.expand(-1, m).reshape(-1).index_select(0, rows)  # (R,) offset of each row's plane
 
-    # Boxes of persons in one plane that overlap: both are maxed in. Rows of one plane are adjacent
-    # (persons are the fastest axis), so each is compared with the d-th row before it.
-    crowded = torch.zeros_like(rows, dtype=torch.bool)
-    for d in range(1, m):
-        overlap = (plane[d:] == plane[:-d]) & (x0[d:] < x1[:-d]) & (x0[:-d] < x1[d:])
-        overlap &= (y0[d:] < y1[:-d]) & (y0[:-d] < y1[d:])
-        crowded[d:] |= overlap
-        crowded[:-d] |= overlap
+    crowded = _crowded(plane, x0, x1, y0, y1, m)
 
     # Orientation: u is the box's long side, v its short side. Small integers are exact in float32,
     # and selections are lerp()s (see `_limb_rows`).
@@ -373,35 +417,7 @@ def _render_limbs(
     row = torch.stack(row).index_select(1, order)  # (15, R)
     plane = plane.index_select(0, order)
 
-    pos = 0
-    for g, (ku, kv) in enumerate(shapes.tolist()):
-        n_free, n_crowded = counts[2 * g], counts[2 * g + 1]
-        cols = slice(pos, pos + n_free + n_crowded)
-        pos = cols.stop
-        if cols.start == cols.stop:
-            continue
-        f = row[:, cols]  # (15, R_g)
-        u_first, u_last, v_first, v_last, stride_u, stride_v = f[9:]  # (R_g,) each
-        # Pixel coordinates, clamped onto the box: (ku, R_g), (kv, R_g).
-        u = torch.minimum(arange(ku, dtype=torch.float32)[:, None] + u_first, u_last)
-        v = torch.minimum(arange(kv, dtype=torch.float32)[:, None] + v_first, v_last)
-        # Storage offsets of the window's pixels along u (with the plane's) and along v; float64 keeps
-        # the products exact for any frame size.
-        at_u = torch.mul(u.double(), stride_u).long().add_(plane[cols])[:, None]  # (ku, 1, R_g)
-        at_v = torch.mul(v.double(), stride_v).long()[None]  # (1, kv, R_g)
-        d2_u = (u - f[0:2, None]).square_()[:, :, None]  # (2, ku, 1, R_g): to start u, end u
-        d2_v = (v - f[2:4, None]).square_()[:, None]  # (2, 1, kv, R_g)
-        u, v = u[:, None], v[None]  # (ku, 1, R_g), (1, kv, R_g)
-        step = max(1, _LIMB_CHUNK // (ku * kv))
-        for part, assign in ((range(0, n_free), True), (range(n_free, n_free + n_crowded), False)):
-            for r0 in range(part.start, part.stop, step):
-                r = slice(r0, min(r0 + step, part.stop))
-                patch = _limb_patches(u[..., r], v[..., r], d2_u[..., r], d2_v[..., r], f[:9, r], sigma=sigma)
-                index = (at_u[..., r] + at_v[..., r]).view(-1)  # (ku*kv*R,)
-                if assign:
-                    flat.scatter_(0, index, patch.view(-1))
-                else:
-                    flat.scatter_reduce_(0, index, patch.view(-1), "amax")
+    _draw_limb_windows(flat, shapes.tolist(), counts, row, plane, sigma)
 
 
 def _render_into(

@@ -1,0 +1,161 @@
+"""Readers of new inputs for prediction: pyskl pickles, raw NTU RGB+D `.skeleton` files and videos, each
+as pyskl annotations (`label` optional).
+
+Videos need mediapipe's legacy pose model (optional: `pip install mediapipe==0.10.21`); its one person
+per frame gives the COCO-17 joints.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from datasets.annotations import KeypointStore, pack_annotations
+from datasets.ntu_skeleton import read_skeleton_file
+from utils.errors import UserError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+MEDIAPIPE = "mediapipe==0.10.21"  # the last release with the legacy `solutions.pose` API we use
+# mediapipe's 33 pose landmarks -> COCO-17 order (nose, eyes, ears, shoulders, elbows, wrists, hips,
+# knees, ankles; left before right), the layout the models are trained on.
+MEDIAPIPE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+
+
+class InputError(UserError, ValueError):
+    """An input file that cannot be read for prediction; the message (one line) says what to do."""
+
+
+def read_input(path: str | Path, skeleton_2d: bool = False) -> list[dict]:
+    """The annotations of a .pkl, .skeleton or video file (pyskl dicts; 'label' may be absent).
+
+    skeleton_2d: read a .skeleton file as colour-image pixels with tracking scores (as
+    `datasets.convert ntu --2d` writes them) instead of 3D metres."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        return read_pickle_annotations(path)
+    if suffix == ".skeleton":
+        return [read_skeleton(path, skeleton_2d)]
+    if suffix in VIDEO_SUFFIXES:
+        return [read_video(path)]
+    kinds = ", ".join((*PICKLE_SUFFIXES, ".skeleton", *VIDEO_SUFFIXES))
+    raise InputError(f"input {path}: unknown file type {suffix or '(none)'!r}; expected one of {kinds}")
+
+
+def read_pickle_annotations(path: Path) -> list[dict]:
+    """A pyskl pickle as a list of annotations: a whole file's 'annotations' (its splits are not
+    needed to predict), a bare list, or one annotation dict."""
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+    except Exception as e:  # truncated or foreign files raise many different types
+        raise InputError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?") from e
+    if isinstance(data, dict) and "annotations" in data:
+        data = data["annotations"]
+    elif isinstance(data, dict) and "keypoint" in data:
+        data = [data]
+    if not isinstance(data, list):
+        raise InputError(
+            f"{path}: expected a pyskl file ({{'split', 'annotations'}}), a list of annotations or one annotation "
+            f"dict with 'keypoint', got {type(data).__name__}"
+        )
+    return data
+
+
+def read_skeleton(path: Path, two_d: bool = False) -> dict:
+    """A raw NTU RGB+D .skeleton file as one pyskl annotation, by datasets/ntu_skeleton.py, exactly as
+    `python -m datasets.convert ntu [--2d]` converts it (label from the file name, -1 if not NTU-named)."""
+    try:
+        return read_skeleton_file(path, two_d=two_d)
+    except Exception as e:  # the converter's own errors, or a file that is not an NTU skeleton
+        raise InputError(f"{path}: cannot read as an NTU .skeleton file ({type(e).__name__}: {e})") from e
+
+
+def mediapipe_to_coco(landmarks: np.ndarray, img_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """mediapipe pose landmarks -> COCO-17 pixel keypoints and scores.
+
+    landmarks: (T, 33, 3) normalised x, y (fractions of the frame's width and height) and visibility,
+    all zeros for frames without a person. img_shape: (h, w) in pixels.
+    Returns keypoint float32 (T, 17, 2) in pixels and keypoint_score float32 (T, 17) (visibility);
+    frames without a person stay (0, 0) with score 0, pyskl's mark of a missing joint.
+    """
+    h, w = img_shape
+    picked = landmarks[:, MEDIAPIPE_TO_COCO17]  # (T, 17, 3)
+    kp = picked[..., :2] * np.array([w, h], dtype=np.float32)  # (T, 17, 2) pixels
+    return kp.astype(np.float32), picked[..., 2].astype(np.float32)
+
+
+def read_video(path: Path, model_complexity: int = 1) -> dict:
+    """Detect one person per frame with mediapipe's legacy pose model; one pyskl annotation (no label).
+
+    The annotation holds keypoint (1, T, 17, 2) float32 pixels (COCO-17), keypoint_score (1, T, 17)
+    (visibility), img_shape (h, w) and total_frames T; frame_dir is the file's stem. The models ship
+    inside the mediapipe wheel for model_complexity=1 only, so nothing is downloaded; 0 and 2 are fetched
+    by mediapipe at first use, which fails offline.
+    """
+    try:
+        import mediapipe as mp
+    except ImportError as e:
+        raise InputError(f"reading videos needs mediapipe (optional): pip install {MEDIAPIPE}") from e
+    pose_api = getattr(getattr(mp, "solutions", None), "pose", None)
+    if pose_api is None:
+        version = getattr(mp, "__version__", "?")
+        raise InputError(f"mediapipe {version} has no legacy solutions.pose API: pip install {MEDIAPIPE}")
+    try:
+        import cv2  # opencv-contrib-python comes with mediapipe, unless it was installed without dependencies
+    except ImportError as e:
+        raise InputError(f"reading videos needs OpenCV, a dependency of {MEDIAPIPE}: pip install {MEDIAPIPE}") from e
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise InputError(f"{path}: cannot open the video with OpenCV")
+    frames, img_shape = [], None
+    try:
+        with pose_api.Pose(static_image_mode=False, model_complexity=model_complexity) as pose:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                img_shape = tuple(int(s) for s in bgr.shape[:2])
+                found = pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).pose_landmarks
+                if found is None:
+                    frames.append(np.zeros((33, 3), dtype=np.float32))
+                else:
+                    frames.append(np.array([(p.x, p.y, p.visibility) for p in found.landmark], dtype=np.float32))
+    finally:
+        cap.release()
+    if not frames:
+        raise InputError(f"{path}: no frame could be read from the video")
+    kp, score = mediapipe_to_coco(np.stack(frames), img_shape)  # (T, 17, 2), (T, 17)
+    if not score.any():
+        raise InputError(f"{path}: mediapipe found no person in any of its {len(frames)} frames")
+    return {
+        "frame_dir": path.stem,
+        "img_shape": img_shape,
+        "original_shape": img_shape,
+        "total_frames": len(frames),
+        "keypoint": kp[None],  # (1, T, 17, 2): one person
+        "keypoint_score": score[None],  # (1, T, 17)
+    }
+
+
+def pack_unlabelled(annotations: list[dict], source: str) -> tuple[KeypointStore, list[int]]:
+    """Validate and pack annotations whose 'label' (and 'frame_dir') may be absent.
+
+    Returns the store (absent labels stored as 0, which only the data path sees) and the true label
+    of each clip, -1 where the input has none.
+    """
+    anns, labels = [], []
+    for i, ann in enumerate(annotations):
+        if not isinstance(ann, dict):
+            raise InputError(f"{source}: annotation {i} is a {type(ann).__name__}, not a dict")
+        label = ann.get("label")
+        known = label is not None and not (isinstance(label, (int, np.integer)) and label < 0)
+        labels.append(int(label) if known and isinstance(label, (int, np.integer)) else -1)
+        anns.append({**ann, "label": label if known else 0, "frame_dir": ann.get("frame_dir", f"{source}#{i}")})
+    return pack_annotations({"split": {}, "annotations": anns}), labels

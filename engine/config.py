@@ -1,0 +1,163 @@
+"""Typed configuration of a run. The CLI (opts.py) turns its flags into these; nothing in the engine
+reads an argparse Namespace.
+
+- `RunConfig`: what the model and the data path depend on; saved in every checkpoint, so `--evaluate`,
+  `--resume` and `predict` rebuild exactly the trained model and its test path.
+- `TrainConfig`, `OptimConfig`, `EvalConfig`: how a run trains and evaluates; `LossConfig` (the
+  objective) lives with the objective in engine/objective.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datasets.layouts import Layout
+from datasets.render import input_channels
+from models import get_spec
+from utils.errors import UserError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the model and the data path depend on; saved in every checkpoint."""
+
+    model_name: str  # registry name
+    model_cfg: dict  # constructor keyword arguments
+    pipeline: str  # 'pose' (rendered volumes) or 'motionbert' (joint coordinates)
+    input_format: str  # Heatmap | Limb | Grayscale | Skeleton
+    clip_len: int
+    input_size: int
+    max_persons: int
+    layout: str
+    num_classes: int
+    coord_dim: int = 2  # of the training keypoints: 2 (pixels + scores) or 3 (metres)
+    label_map: str | None = None  # a custom file's class names ('ntu60', 'ntu120'); None: by the dataset's name
+
+
+# The data path of each kind of model input (models/registry.py `reads`).
+PIPELINES = {"volume": "pose", "joints": "motionbert"}
+
+
+def resolve_run_config(
+    model_name: str,
+    *,
+    input_format: str,
+    layout: Layout,
+    num_joints: int,
+    coord_dim: int,
+    num_classes: int,
+    dropout: float,
+    clip_len: int | None,
+    input_size: int,
+    max_persons: int,
+    in_channels: int | None = None,
+    model_kwargs: dict | None = None,
+    label_map: str | None = None,
+) -> RunConfig:
+    """The run configuration of a backbone on data of `num_joints` joints in `coord_dim` dimensions.
+
+    in_channels: what the user asked for (None: derived), checked against the input format.
+    clip_len: frames per clip (None: the backbone's default, or its `clip_len_arg`).
+    model_kwargs: backbone-specific constructor arguments (its own flags, then --model_cfg), applied last.
+    Raises UserError (one line) for a combination that cannot work.
+    """
+    spec = get_spec(model_name)
+    fmt = "Heatmap" if input_format == "NCTHW_Heatmap" else input_format
+    if num_joints != layout.num_joints:
+        raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
+    pipeline = PIPELINES[spec.reads]
+    if pipeline == "motionbert" and layout.name != "coco17" and coord_dim == 2:
+        raise UserError(
+            f"MotionBERT's 2D preprocessing maps COCO-17 joints to H36M; 2D layout {layout.name} is not "
+            "supported (3D files of any layout are)"
+        )
+    if spec.reads == "volume":
+        needed = input_channels(fmt, max_persons, layout)
+        if in_channels is not None and in_channels != needed:
+            raise UserError(
+                f"--in_channels {in_channels} does not fit --input_f {input_format} with {max_persons} "
+                f"persons and {layout.num_joints} joints: use --in_channels {needed}"
+            )
+        cfg = {"in_channels": needed, "num_classes": num_classes, "dropout": dropout}
+    else:
+        cfg = {"num_classes": num_classes, "dropout": dropout, "num_joints": layout.num_joints}
+    cfg.update(model_kwargs or {})
+    if spec.clip_len_arg is not None:  # the model reads exactly this many frames
+        clip_len = cfg.get(spec.clip_len_arg, spec.default(spec.clip_len_arg))
+    clip_len = clip_len or spec.clip_len
+    if spec.max_clip_len_arg is not None:
+        limit = cfg.get(spec.max_clip_len_arg, spec.default(spec.max_clip_len_arg))
+        if clip_len > limit:
+            raise UserError(f"--clip_len {clip_len} exceeds {model_name}'s {spec.max_clip_len_arg} {limit}")
+    return RunConfig(
+        model_name=model_name,
+        model_cfg=cfg,
+        pipeline=pipeline,
+        input_format=fmt,
+        clip_len=clip_len,
+        input_size=input_size,
+        max_persons=max_persons,
+        layout=layout.name,
+        num_classes=num_classes,
+        coord_dim=coord_dim,
+        label_map=label_map,
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the training clips are drawn and the epochs run.
+
+    batch_size: labelled clips per step; mu: unlabelled batch = mu x batch_size.
+    unlabelled_fraction, label_strategy: TCL's --percentage and --strategy.
+    noise_alpha: jitter of the second view. max_steps: cap on steps per epoch (0: none).
+    eval_every: validate every N epochs (and after the last). log_every: log every N steps.
+    """
+
+    epochs: int
+    batch_size: int
+    seed: int = 0
+    workers: int = 0
+    mu: int = 1
+    unlabelled_fraction: float = 0.0
+    label_strategy: str = "classwise"
+    noise_alpha: float = 0.0
+    max_steps: int = 0
+    eval_every: int = 1
+    log_every: int = 20
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser and its schedule (models/registry.py `optimizer` says which family a backbone uses).
+
+    SGD (Nesterov): lr, momentum, weight_decay; schedule 'cos' (cosine to 0 over the run) or 'step'
+    (x0.1 at each epoch of lr_steps), both per step. AdamW: lr_backbone, lr_head, weight_decay_adamw,
+    x lr_decay after every epoch. clip_grad: max gradient norm (0: off).
+    """
+
+    epochs: int
+    lr: float = 0.1
+    lr_type: str = "cos"
+    lr_steps: tuple[int, ...] = ()
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    lr_backbone: float = 1e-4
+    lr_head: float = 1e-3
+    lr_decay: float = 0.99
+    weight_decay_adamw: float = 0.01
+    clip_grad: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Test-time path: clips per video (probabilities averaged), the flipped view, the noise sweep."""
+
+    alphas: tuple[float, ...] = (0.0,)
+    num_clips: int = 1
+    test_flip: bool = False
+    batch_size: int = 16
+    workers: int = 0
+    seed: int = 0

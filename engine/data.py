@@ -1,0 +1,220 @@
+"""The data path of a run: loaders over the keypoint store, and the model input of a step.
+
+Workers produce keypoint clips (datasets/clips.py); the input volumes are rendered for the whole batch
+on the training device (datasets/render.py), here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from datasets.annotations import KeypointStore
+from datasets.catalog import get_spec, load_store, split_names
+from datasets.clips import NOISY_PREFIX, SkeletonClips
+from datasets.label_maps import LABEL_MAPS, ntu_label_map
+from datasets.layouts import Layout, get_layout
+from datasets.render import input_channels, render
+from engine.config import EvalConfig, RunConfig, TrainConfig
+from utils.errors import UserError
+from utils.runtime import Runtime
+
+# Where each view of a step's batch comes from: (loader, key prefix of its arrays).
+VIEW_SOURCES = {
+    "labelled": ("labelled", ""),
+    "labelled_noisy": ("labelled", NOISY_PREFIX),
+    "unlabelled": ("unlabelled", ""),
+    "unlabelled_noisy": ("unlabelled", NOISY_PREFIX),
+}
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A dataset as a run sees it: the packed clips, their classes and layout, the two split's clips."""
+
+    store: KeypointStore
+    path: Path  # the annotation file
+    num_classes: int
+    label_map: str | None  # NTU's class names for a custom file of NTU clips, else None
+    layout: Layout
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    notes: tuple[str, ...] = ()
+
+
+def load_run_data(
+    dataset: str, data_root: str, ann_file: str | None, protocol: str, synthetic_options: dict | None = None
+) -> RunData:
+    """Load, validate and split a dataset of the catalog (datasets/catalog.py). NTU60/120 have their fixed
+    classes; the synthetic and custom ones count the labels they hold, and a custom file of NTU-named
+    clips keeps NTU's label set, whichever of its classes it holds. Raises UserError (one line)."""
+    spec = get_spec(dataset)
+    counted = dataset in ("synthetic", "custom")
+    store, path = load_store(dataset, data_root, ann_file, synthetic_options=synthetic_options,
+                             num_classes=10**9 if counted else spec.num_classes)  # fmt: skip
+    num_classes = int(store.labels.max()) + 1 if counted else spec.num_classes
+    label_map, notes = (ntu_label_map(store.names, store.labels) if dataset == "custom" else None), []
+    if label_map is not None:
+        num_classes = len(LABEL_MAPS[label_map])
+        notes.append(f"the clips are named and labelled as NTU RGB+D: {num_classes} classes, {label_map} names")
+    try:
+        layout = get_layout(store.layout or spec.layout)
+        train_split, test_split = split_names(spec, protocol)
+        train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)
+    except (ValueError, KeyError) as e:
+        raise UserError(str(e.args[0])) from e
+    return RunData(store, Path(path), num_classes, label_map, layout, train_idx, test_idx, tuple(notes))
+
+
+class ShardedSampler(Sampler):
+    """Indices of one epoch for this rank: shuffled from (seed, epoch) when `shuffle`, sharded rank::world.
+
+    Training pads to equal shards so every rank takes the same number of steps (DDP needs it);
+    evaluation does not pad, so each clip is counted exactly once across ranks.
+    """
+
+    def __init__(self, n: int, rt: Runtime, seed: int, shuffle: bool) -> None:
+        self.n, self.rt, self.seed, self.shuffle, self.epoch = n, rt, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> np.ndarray:
+        idx = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.shuffle and self.rt.world_size > 1:
+            idx = np.resize(idx, math.ceil(self.n / self.rt.world_size) * self.rt.world_size)
+        return idx[self.rt.rank :: self.rt.world_size]
+
+    def __iter__(self):
+        return iter(self._indices().tolist())
+
+    def __len__(self) -> int:
+        return len(self._indices())
+
+
+def make_loader(ds: SkeletonClips, batch_size: int, rt: Runtime, seed: int, train: bool, workers: int) -> DataLoader:
+    sampler = ShardedSampler(len(ds), rt, seed, shuffle=train)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=train and len(sampler) >= batch_size,  # no batch of 1 for BatchNorm
+        pin_memory=rt.device.type == "cuda",
+        persistent_workers=False,  # workers must see set_epoch: they copy the dataset per epoch
+    )
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    loader.sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
+
+
+def cycle(loader: DataLoader, epoch: int) -> Iterator[dict]:
+    """Endless batches: each pass over the loader is reshuffled from its own seed."""
+    k = 0
+    while True:
+        set_loader_epoch(loader, epoch * 10_000 + k)
+        yield from loader
+        k += 1
+
+
+def train_loaders(
+    store: KeypointStore,
+    labelled_idx: np.ndarray,
+    unlabelled_idx: np.ndarray,
+    cfg: RunConfig,
+    layout: Layout,
+    train: TrainConfig,
+    compares_views: bool,
+    rt: Runtime,
+) -> tuple[DataLoader, DataLoader | None]:
+    """The labelled loader and, when the objective compares views of unlabelled clips, the unlabelled one
+    (mu x the batch). Clips carry a corrupted view wherever the objective may compare one."""
+
+    def clips(idx: np.ndarray, noisy: bool) -> SkeletonClips:
+        return SkeletonClips(
+            store, idx, pipeline=cfg.pipeline, train=True, clip_len=cfg.clip_len, layout=layout,
+            input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
+            max_persons=cfg.max_persons,
+        )  # fmt: skip
+
+    has_ul = compares_views and len(unlabelled_idx) > 0
+    labelled = make_loader(
+        clips(labelled_idx, compares_views and not has_ul), train.batch_size, rt, train.seed, True, train.workers
+    )
+    if not has_ul:
+        return labelled, None
+    unlabelled = make_loader(
+        clips(unlabelled_idx, True), train.batch_size * train.mu, rt, train.seed + 1, True, train.workers
+    )
+    return labelled, unlabelled
+
+
+def eval_dataset(
+    store: KeypointStore, idx: np.ndarray, cfg: RunConfig, layout: Layout, num_clips: int, seed: int, alpha: float
+) -> SkeletonClips:
+    """Test clips of `idx` as the run's evaluation sees them, corrupted at noise `alpha` (fixed per clip)."""
+    return SkeletonClips(
+        store, idx, pipeline=cfg.pipeline, train=False, clip_len=cfg.clip_len, layout=layout,
+        num_clips=num_clips, input_size=cfg.input_size, noise_alpha=alpha, seed=seed, max_persons=cfg.max_persons,
+    )  # fmt: skip
+
+
+def eval_loader(
+    store: KeypointStore, idx: np.ndarray, cfg: RunConfig, layout: Layout, ev: EvalConfig, rt: Runtime, alpha: float
+) -> DataLoader:
+    return make_loader(eval_dataset(store, idx, cfg, layout, ev.num_clips, ev.seed, alpha), ev.batch_size, rt,
+                       ev.seed, False, ev.workers)  # fmt: skip
+
+
+def model_input(
+    kp: torch.Tensor,
+    score: torch.Tensor | None,
+    cfg: RunConfig,
+    layout: Layout,
+    double: bool = False,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Keypoint batch on the device -> model input. Pose: (B, M, T, V, 2) -> rendered (B, C, T, H, W)
+    (2B with `double`; into `out` when given, Heatmap and Limb only); MotionBERT: (B, 2, T, 17, 3) is
+    already its input."""
+    if cfg.pipeline == "motionbert":
+        return kp
+    size = (cfg.input_size, cfg.input_size)
+    return render(cfg.input_format, kp, score, size, layout=layout, double=double, out=out)
+
+
+def step_input(views: list[tuple[dict, str]], cfg: RunConfig, layout: Layout, rt: Runtime, buffers: dict):
+    """The model input of one training step: the views (collated batch, key prefix of the view), one
+    after another along the batch dimension.
+
+    Heatmap and limb volumes are rendered straight into their slice of one volume that `buffers` keeps
+    from step to step (by shape), which saves a fresh allocation and a concatenation per step (on a CPU
+    the allocation alone costs more than the rendering, bench/render.py). The previous step's backward
+    pass is over before the volume is reused.
+    """
+    kps = []
+    for batch, prefix in views:  # collated (B, 1, M, T, V, C): one clip per item
+        kp = batch[prefix + "keypoint"][:, 0].to(rt.device, non_blocking=True)  # (B, M, T, V, C)
+        score = batch.get(prefix + "keypoint_score")
+        kps.append((kp, None if score is None else score[:, 0].to(rt.device, non_blocking=True)))
+    if cfg.pipeline != "pose" or cfg.input_format not in ("Heatmap", "Limb"):
+        return torch.cat([model_input(kp, score, cfg, layout) for kp, score in kps])
+    n, t = sum(len(kp) for kp, _ in kps), kps[0][0].shape[2]
+    c = input_channels(cfg.input_format, kps[0][0].shape[1], layout)
+    shape = (n, c, t, cfg.input_size, cfg.input_size)  # (N, C, T, H, W)
+    if shape not in buffers:
+        buffers.clear()  # one shape at a time (the last, smaller batch of an epoch changes it)
+        buffers[shape] = torch.empty(shape, dtype=torch.float32, device=rt.device)
+    x, start = buffers[shape], 0
+    for kp, score in kps:
+        model_input(kp, score, cfg, layout, out=x[start : start + len(kp)])
+        start += len(kp)
+    return x

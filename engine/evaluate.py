@@ -1,0 +1,84 @@
+"""Evaluation: class probabilities of test clips (pyskl's multi-clip test), accuracy, and the robustness
+sweep. `main.py --evaluate`, the end of training and `predict` all go through `predict_probs`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from datasets.annotations import KeypointStore
+from datasets.layouts import Layout
+from engine.config import EvalConfig, RunConfig
+from engine.data import eval_loader, model_input
+from utils.logger import RunLogger, echo
+from utils.runtime import Runtime, all_reduce_sum
+
+
+@torch.no_grad()
+def batch_probs(model, batch: dict, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool) -> torch.Tensor:
+    """Class probabilities (B, C) of a test batch, pyskl's multi-clip test: softmax per clip view (and
+    flipped view), then the mean over the views."""
+    kp = batch["keypoint"].to(rt.device)  # (B, S, M, T, V, 2); MotionBERT (B, S, 2, T, 17, 3)
+    b = kp.shape[0]
+    score = batch["keypoint_score"].to(rt.device).flatten(0, 1) if "keypoint_score" in batch else None
+    x = model_input(kp.flatten(0, 1), score, cfg, layout, double=test_flip)  # (B*S*D, ...)
+    with rt.autocast():
+        logits = model(x).float()
+    return logits.softmax(-1).view(b, -1, logits.shape[-1]).mean(1)  # (B, C)
+
+
+@torch.no_grad()
+def predict_probs(
+    model: torch.nn.Module, loader: DataLoader, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class probabilities of every clip of the loader (this rank's share).
+
+    Returns (store indices (N,), labels (N,), probabilities (N, C) float32).
+    """
+    model.eval()
+    indices, labels, probs = [], [], []
+    for batch in loader:
+        probs.append(batch_probs(model, batch, cfg, layout, rt, test_flip).cpu())  # (B, C)
+        indices.append(batch["index"])
+        labels.append(batch["label"])
+    if not probs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, cfg.num_classes), np.float32)
+    return torch.cat(indices).numpy(), torch.cat(labels).numpy(), torch.cat(probs).numpy()
+
+
+def accuracy(labels: np.ndarray, probs: np.ndarray, rt: Runtime) -> dict:
+    """Top-1 / top-5 of (N,) labels under (N, C) probabilities; counts are summed across ranks."""
+    p, y = torch.from_numpy(probs), torch.from_numpy(labels)
+    top5 = p.topk(min(5, p.shape[1]), dim=1).indices  # (N, 5)
+    correct1 = float((top5[:, 0] == y).sum())
+    correct5 = float((top5 == y[:, None]).any(1).sum())
+    correct1, correct5, total = all_reduce_sum([correct1, correct5, float(len(labels))], rt)
+    return {"top1": correct1 / max(total, 1), "top5": correct5 / max(total, 1), "clips": int(total)}
+
+
+def evaluate(model, loader: DataLoader, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool) -> dict:
+    """Top-1 / top-5 over the loader with multi-clip testing."""
+    _, labels, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
+    return accuracy(labels, probs, rt)
+
+
+def robustness_sweep(
+    model,
+    store: KeypointStore,
+    test_idx: np.ndarray,
+    cfg: RunConfig,
+    layout: Layout,
+    ev: EvalConfig,
+    rt: Runtime,
+    logger: RunLogger,
+    epoch: int,
+) -> list[dict]:
+    """Accuracy at every noise level of ev.alphas, on identical corrupted clips for every model."""
+    rows = []
+    for alpha in ev.alphas:
+        res = evaluate(model, eval_loader(store, test_idx, cfg, layout, ev, rt, alpha), cfg, layout, rt, ev.test_flip)
+        rows.append({"alpha": alpha, **res})
+        logger.log({"split": "robustness", "epoch": epoch, "alpha": alpha, **res})
+        echo(f"noise alpha {alpha:<6g} top1 {100 * res['top1']:6.2f}  top5 {100 * res['top5']:6.2f}", rt.is_main)
+    return rows

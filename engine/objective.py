@@ -1,0 +1,124 @@
+"""The training objective, and which views each step of an epoch feeds it.
+
+A step's batch is a concatenation of views along dim 0, in the order the epoch's plan names them:
+
+    'labelled'          labelled clips, clean                        -> cross-entropy
+    'labelled_noisy'    the same clips, corrupted (when --percentage 0, the contrastive pair)
+    'unlabelled'        unlabelled clips, clean                      -> contrastive / pseudo-label
+    'unlabelled_noisy'  the same clips, corrupted
+
+`plan_epoch` decides the views once per epoch; `objective` is a pure function of the logits of those
+views, the labels and a frozen `LossConfig`, and returns the loss and its named terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from losses import group_contrastive_loss, instance_contrastive_loss, pseudo_label_loss, total_loss
+
+STAGES = ("supervised", "contrastive", "finetune")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """CE + gamma x instance contrastive + gamma2 x group contrastive (+ gamma_finetune x pseudo-label).
+
+    group: compute the group term (TCL's --use_group_contrastive). detach_clean: no contrastive gradient
+    through the clean view (TCL's practice). sup_epochs: first epochs with cross-entropy only.
+    finetune_from: first epoch of TCL's pseudo-label stage (None: no such stage); threshold: its
+    confidence threshold.
+    """
+
+    gamma: float = 0.0
+    gamma2: float = 0.0
+    group: bool = False
+    temperature: float = 0.5
+    detach_clean: bool = True
+    sup_epochs: int = 0
+    finetune_from: int | None = None
+    threshold: float = 0.8
+    gamma_finetune: float = 1.0
+
+    @property
+    def compares_views(self) -> bool:
+        """Whether any term compares a clean and a corrupted view (otherwise training is plain CE)."""
+        return self.gamma > 0 or self.group or self.finetune_from is not None
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What one epoch's steps compute: the stage and the views of each step's batch, in order."""
+
+    stage: str
+    views: tuple[str, ...]
+
+    @property
+    def uses_unlabelled(self) -> bool:
+        return "unlabelled" in self.views
+
+    def split(self, logits: Tensor, n_labelled: int) -> dict[str, Tensor]:
+        """The logits (N, C) of a step, cut back into its views: labelled views hold n_labelled rows,
+        the unlabelled views share the rest equally."""
+        n_lab = sum(v.startswith("labelled") for v in self.views)
+        n_ul = len(self.views) - n_lab
+        per_ul = (logits.shape[0] - n_lab * n_labelled) // max(n_ul, 1)
+        out, start = {}, 0
+        for view in self.views:
+            n = n_labelled if view.startswith("labelled") else per_ul
+            out[view] = logits[start : start + n]
+            start += n
+        return out
+
+
+def plan_epoch(epoch: int, cfg: LossConfig, has_unlabelled: bool) -> EpochPlan:
+    """The stage of `epoch` and the views its steps need.
+
+    has_unlabelled: the run holds unlabelled clips (--percentage > 0); the corrupted pair then comes
+    from them, otherwise from the labelled clips.
+    """
+    if epoch < cfg.sup_epochs or not cfg.compares_views:
+        stage = "supervised"
+    elif cfg.finetune_from is not None and epoch >= cfg.finetune_from:
+        stage = "finetune"
+    elif cfg.gamma > 0 or cfg.group:
+        stage = "contrastive"
+    else:
+        stage = "supervised"  # fine-tuning alone, before it starts
+    if stage == "supervised":
+        return EpochPlan(stage, ("labelled",))
+    if has_unlabelled:
+        return EpochPlan(stage, ("labelled", "unlabelled", "unlabelled_noisy"))
+    return EpochPlan(stage, ("labelled", "labelled_noisy"))
+
+
+def objective(
+    logits: dict[str, Tensor], labels: Tensor, stage: str, cfg: LossConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of one step and its named terms ('ce', 'instance', 'group', 'pseudo').
+
+    logits: (B_view, C) per view, named as in the module docstring; labels: (B,) of the 'labelled' view.
+    """
+    terms = {"ce": F.cross_entropy(logits["labelled"], labels)}
+    if stage != "supervised":
+        pair = ("unlabelled", "unlabelled_noisy") if "unlabelled" in logits else ("labelled", "labelled_noisy")
+        clean, noisy = logits[pair[0]], logits[pair[1]]
+        if stage == "finetune":
+            terms["pseudo"] = pseudo_label_loss(clean, noisy, cfg.threshold)
+        else:
+            terms["instance"] = instance_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
+            if cfg.group:
+                terms["group"] = group_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
+    loss = total_loss(
+        terms["ce"],
+        terms.get("instance"),
+        terms.get("group"),
+        terms.get("pseudo"),
+        gamma=cfg.gamma,
+        gamma2=cfg.gamma2,
+        gamma_finetune=cfg.gamma_finetune,
+    )
+    return loss, terms

@@ -1,0 +1,97 @@
+"""Class probabilities for new clips from a trained checkpoint (the `predict` command).
+
+Every clip takes the test-time path of training evaluation: `engine.data.eval_dataset` (the checkpoint's
+clip length, input size and persons; `num_clips` views), `engine.evaluate.predict_probs` (rendered
+volumes, with the flipped view under `test_flip`, softmax averaged over the views), so a clip of an
+annotation file gets here the probabilities that `main.py --evaluate` scored it with.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datasets.inputs import InputError, pack_unlabelled, read_input
+from datasets.label_maps import class_names
+from datasets.layouts import get_layout
+from engine.checkpoint import check_fits, load_run_model
+from engine.data import eval_dataset, make_loader
+from engine.evaluate import predict_probs
+from utils.runtime import setup_runtime
+
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """checkpoint: a main.py checkpoint; input: .pkl, .skeleton or video. num_clips, test_flip: None keeps
+    the training run's test settings. save_probs: JSON file for every clip's probabilities, or None."""
+
+    checkpoint: str
+    input: str
+    num_clips: int | None = None
+    test_flip: bool | None = None
+    save_probs: str | None = None
+    device: str | None = None
+    batch_size: int = 16
+    workers: int = 0
+    trust_checkpoint: bool = False
+
+
+def top_classes(probs: np.ndarray, names: list[str], k: int = TOP_K) -> list[list]:
+    """[[class_id, name, probability], ...] of the k most probable classes, most probable first."""
+    order = np.argsort(-probs, kind="stable")[: min(k, len(probs))]
+    return [[int(c), names[c], float(probs[c])] for c in order]
+
+
+def run_predict(opts: PredictOptions) -> dict:
+    """Print the top-5 classes of every clip of opts.input; returns {frame_dir: {'probs', 'top5', 'label'}}
+    (label -1: unknown). Raises UserError subclasses (one line) for inputs that cannot be predicted on."""
+    try:
+        rt, _ = setup_runtime(opts.device, None, "none")
+    except RuntimeError as e:
+        raise InputError(str(e)) from e
+    model, cfg, ckpt = load_run_model(opts.checkpoint, rt.device, opts.trust_checkpoint)
+    trained = dict(ckpt.get("args") or {})
+    layout = get_layout(cfg.layout)
+    num_clips = opts.num_clips if opts.num_clips is not None else int(trained.get("num_clips", 1))
+    test_flip = opts.test_flip if opts.test_flip is not None else bool(trained.get("test_flip", False))
+    if test_flip and cfg.pipeline == "motionbert":
+        raise InputError("--test_flip is for rendered volumes (PoseConv3D, TSM), not MotionBERT: use --no-test_flip")
+    if num_clips > 1 and cfg.pipeline == "motionbert":  # its test view is the whole clip, resampled (main.py too)
+        raise InputError("--num_clips is for PoseConv3D and TSM: MotionBERT tests the whole clip, resampled once")
+
+    source = Path(opts.input).name
+    # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres.
+    store, labels = pack_unlabelled(read_input(opts.input, skeleton_2d=cfg.coord_dim == 2), source)
+    check_fits(store, cfg, layout, source)
+    # The training run's seed, so that the clips are sampled exactly as its evaluation sampled them.
+    seed = int(trained.get("seed", 0))
+    dataset = eval_dataset(store, np.arange(len(store)), cfg, layout, num_clips, seed, 0.0)
+    loader = make_loader(dataset, opts.batch_size, rt, seed, False, opts.workers)
+    indices, _, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
+
+    # A custom file of NTU clips has NTU's names (its run config says which); other files: the dataset's.
+    names = class_names(cfg.label_map or trained.get("dataset"), cfg.num_classes)
+    views = f"{num_clips} sampled clip(s) each" + (", flipped too" if test_flip else "")
+    print(
+        f"{opts.checkpoint} ({cfg.model_name}, {cfg.num_classes} classes): {len(store)} video(s) in {source}, {views}"
+    )
+    results = {}
+    for i, p in zip(indices.tolist(), probs, strict=True):
+        name, label = store.names[i], labels[i]
+        top = top_classes(p, names)
+        truth = f"  (label {label}: {names[label]})" if 0 <= label < len(names) else ""
+        print(f"{name}{truth}")
+        for cid, cname, prob in top:
+            print(f"  {100 * prob:5.1f}%  {cid:>3d}  {cname}")
+        results[name] = {"probs": p.tolist(), "top5": top, "label": label}
+    if opts.save_probs:
+        out = Path(opts.save_probs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+        print(f"probabilities written to {out}")
+    return results
