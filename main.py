@@ -21,10 +21,11 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from datasets.layouts import get_layout
-from datasets.semisup import load_split, save_split, split_labelled
+from datasets.semisup import hold_out, load_split, save_split, split_labelled
 from engine.checkpoint import build_model, check_fits, load_run_model, restore
 from engine.config import EvalConfig, RunConfig, TrainConfig, resolve_run_config
 from engine.data import RunData, eval_loader, load_run_data, train_loaders
@@ -87,12 +88,14 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         echo(f"note: {note}", rt.is_main)
     echo(f"data: {data.path} ({len(data.train_idx)} train / {len(data.test_idx)} test clips, "
          f"{data.num_classes} classes)", rt.is_main)  # fmt: skip
-    lab_pos, ul_pos = labelled_split(run_dir / "split.json", data, train.unlabelled_fraction,
-                                     train.label_strategy, train.seed, rt)  # fmt: skip
-    labelled, unlabelled = train_loaders(data.store, data.train_idx[lab_pos], data.train_idx[ul_pos], cfg,
-                                         data.layout, train, loss.compares_views, rt)  # fmt: skip
-    val_loader = eval_loader(data.store, data.test_idx, cfg, data.layout, ev, rt, 0.0)
-    echo(f"split: {len(lab_pos)} labelled / {len(ul_pos)} unlabelled training clips", rt.is_main)
+    parts = training_split(run_dir / "split.json", data, train, rt)
+    labelled, unlabelled = train_loaders(data.store, parts["labelled"], parts["unlabelled"], cfg, data.layout, train,
+                                         loss.compares_views, rt, ce_noisy=loss.ce_views != "clean")  # fmt: skip
+    val_loader = None
+    if len(parts["validation"]):  # chooses the best epoch; the test split is scored only at the end
+        val_loader = eval_loader(data.store, parts["validation"], cfg, data.layout, ev, rt, 0.0)
+    echo(f"split: {len(parts['labelled'])} labelled / {len(parts['unlabelled'])} unlabelled training clips, "
+         f"{len(parts['validation'])} held out to choose the best epoch", rt.is_main)  # fmt: skip
 
     # -- model
     model, train_model = build_model_for_training(cfg, args, rt)
@@ -183,19 +186,28 @@ def open_run_dir(run_dir: Path, argv, args: argparse.Namespace, cfg: RunConfig, 
     return RunLogger(run_dir, enabled=rt.is_main)
 
 
-def labelled_split(path: Path, data: RunData, fraction: float, strategy: str, seed: int, rt: Runtime):
-    """Which training clips keep their labels (positions into data.train_idx); saved with the run and
-    reused on resume."""
+def training_split(path: Path, data: RunData, train: TrainConfig, rt: Runtime) -> dict[str, np.ndarray]:
+    """The training clips by part (store indices): 'validation' (held out to choose the best epoch, whole
+    subjects where the names carry them), 'labelled' and 'unlabelled' (TCL's split of the rest). Saved
+    with the run as split.json and reused on resume (a file of an older run without a validation part
+    holds out nothing)."""
     names = [data.store.names[i] for i in data.train_idx]
     if path.exists():
         try:
-            return load_split(path, names)
+            parts = load_split(path, names)
         except ValueError as e:
             raise UserError(str(e)) from e
-    lab_pos, ul_pos = split_labelled(data.store.labels[data.train_idx], fraction, strategy, seed)
-    if rt.is_main:
-        save_split(path, lab_pos, ul_pos, names)
-    return lab_pos, ul_pos
+        parts.setdefault("validation", np.zeros(0, dtype=np.int64))
+    else:
+        labels = data.store.labels[data.train_idx]
+        keep, val, by = hold_out(names, labels, train.val_fraction, train.seed)
+        lab, ul = split_labelled(labels[keep], train.unlabelled_fraction, train.label_strategy, train.seed)
+        parts = {"labelled": keep[lab], "unlabelled": keep[ul], "validation": val}
+        if rt.is_main:
+            save_split(path, names, **parts)
+        if len(val):
+            echo(f"validation: {len(val)} training clips held out by {by}", rt.is_main)
+    return {part: data.train_idx[pos] for part, pos in parts.items()}
 
 
 def sweep(model, data: RunData, cfg: RunConfig, ev: EvalConfig, rt: Runtime, logger, epoch: int, run_dir: Path):

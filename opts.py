@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test_flip", action="store_true", help="also test on the horizontally flipped clip (pyskl double)")
     g.add_argument("--max_persons", type=int, default=2, help="persons kept per clip (most confident), zero-padded")
     g.add_argument("-j", "--workers", type=int, default=2, help="data loading worker processes")
+    g.add_argument(
+        "--val_fraction",
+        type=float,
+        default=0.1,
+        help="part of the training clips held out (whole subjects where the clip names carry them) to choose the "
+        "best epoch; the test split is scored only at the end, with the chosen and the last checkpoint",
+    )
     g.add_argument("--synthetic_clips", type=int, default=8, help="synthetic data: clips per class and per subject")
     g.add_argument("--synthetic_seed", type=int, default=0, help="synthetic data: generator seed")
 
@@ -182,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="contrastive temperature",
     )
+    g.add_argument(
+        "--ce_views",
+        default="clean",
+        choices=["clean", "noisy", "both"],
+        help="views that get cross-entropy: clean (plain training), noisy (noise augmentation), both (their mean)",
+    )
+    g.add_argument(
+        "--consistency",
+        default="none",
+        choices=["none", "js", "kl"],
+        help="consistency between the two views' class distributions: Jensen-Shannon (AugMix) or KL to the clean view",
+    )
+    g.add_argument("--consistency_weight", type=float, default=1.0, help="weight of the consistency term")
     g.add_argument(
         "--no_detach_clean",
         action="store_true",
@@ -253,6 +273,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     spec = get_spec(MODEL_TYPES[args.model_type])
     if args.dataset == "custom" and not args.ann_file:
         err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
+    if not 0.0 <= args.val_fraction < 1.0:
+        err(f"--val_fraction must be in [0, 1), got {args.val_fraction}")
     if not 0.0 <= args.percentage < 1.0:
         err(f"--percentage is the unlabelled fraction and must be in [0, 1), got {args.percentage}")
     if args.noise_alpha < 0 or any(a < 0 for a in args.eval_alphas):
@@ -331,6 +353,7 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, workers=args.workers, mu=args.mu,
         unlabelled_fraction=args.percentage, label_strategy=args.strategy, noise_alpha=args.noise_alpha,
+        val_fraction=args.val_fraction,
         max_steps=args.max_steps, eval_every=args.eval_freq, log_every=args.print_freq,
         channels_last=args.channels_last, compile=args.compile,
     )  # fmt: skip
@@ -343,7 +366,8 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
         gamma=args.gamma, gamma2=args.gamma2, group=args.use_group_contrastive, temperature=args.temperature,
         detach_clean=not args.no_detach_clean, sup_epochs=args.sup_thresh,
         finetune_from=args.finetune_start_epoch if args.use_finetuning else None, threshold=args.threshold,
-        gamma_finetune=args.gamma_finetune,
+        gamma_finetune=args.gamma_finetune, ce_views=args.ce_views, consistency=args.consistency,
+        consistency_weight=args.consistency_weight,
     )  # fmt: skip
     ev = EvalConfig(
         alphas=tuple(args.eval_alphas), num_clips=args.num_clips, test_flip=args.test_flip,

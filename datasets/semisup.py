@@ -1,8 +1,10 @@
-"""Labelled / unlabelled split of the training set (TCL's --percentage and --strategy)."""
+"""Splits of the training set: the validation part that chooses the checkpoint (by subject where the
+clip names carry one), and TCL's labelled / unlabelled split (--percentage, --strategy)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,24 +42,69 @@ def split_labelled(
     return np.flatnonzero(is_lab), np.flatnonzero(~is_lab)
 
 
-def save_split(path: Path, labelled: np.ndarray, unlabelled: np.ndarray, names: list[str]) -> None:
-    """Write the split as JSON (frame_dir names, so it survives a re-ordered annotation file)."""
+def save_split(path: Path, names: list[str], **parts: np.ndarray) -> None:
+    """Write the split as JSON, each part ('labelled', 'unlabelled', 'validation') as frame_dir names of
+    the training clips (so it survives a re-ordered annotation file); `parts` are positions into `names`."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"labelled": [names[i] for i in labelled], "unlabelled": [names[i] for i in unlabelled]}))
+    tmp.write_text(json.dumps({part: [names[i] for i in pos] for part, pos in parts.items()}))
     tmp.replace(path)
 
 
-def load_split(path: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Read a split written by save_split; `names` are the training clips' frame_dirs in order."""
+def load_split(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Read a split written by save_split: {part: sorted positions into `names`}, the training clips'
+    frame_dirs in order. A clip it names that is not among them is an error (the file is another run's)."""
     data = json.loads(path.read_text())
     pos = {n: i for i, n in enumerate(names)}
-    missing = [n for n in data["labelled"] + data["unlabelled"] if n not in pos]
+    missing = [n for part in data.values() for n in part if n not in pos]
     if missing:
         raise ValueError(
             f"{path} names clips that are not in the training split (e.g. {missing[0]}); "
             "it belongs to other data: remove it or choose another --name"
         )
-    return (
-        np.array(sorted(pos[n] for n in data["labelled"]), dtype=np.int64),
-        np.array(sorted(pos[n] for n in data["unlabelled"]), dtype=np.int64),
-    )
+    return {part: np.array(sorted(pos[n] for n in clips), dtype=np.int64) for part, clips in data.items()}
+
+
+# Subject ids in clip names: NTU RGB+D (SsssCcccPpppRrrrAaaa, and the synthetic set that mimics it) and
+# MSR Action3D (aAA_sSS_eEE).
+_SUBJECT = (re.compile(r"S\d{3}C\d{3}P(\d{3})R\d{3}A\d{3}"), re.compile(r"a\d{2}_s(\d{2})_e\d{2}"))
+
+
+def subject_of(name: str) -> str | None:
+    """The performer of a clip, from its NTU- or MSR-style name; None when the name carries none."""
+    for pattern in _SUBJECT:
+        found = pattern.search(name)
+        if found:
+            return found.group(1)
+    return None
+
+
+def hold_out(names: list[str], labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Split training clips into the part that trains and a validation part that chooses the checkpoint.
+
+    By subject when every name carries one and there are at least two: whole subjects, drawn in a seeded
+    order until the validation part holds at least `fraction` of the clips (at least one subject, never
+    all). Otherwise per class: round(n_c * fraction) clips of each class that has two or more.
+    Returns (training positions, validation positions, 'subject' or 'class'), each sorted; fraction 0
+    holds out nothing.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the validation fraction must be in [0, 1), got {fraction}")
+    n = len(names)
+    rng = np.random.default_rng([seed, 104729])
+    val = np.zeros(n, dtype=bool)
+    subjects = [subject_of(name) for name in names]
+    distinct = sorted(set(subjects)) if None not in subjects else []
+    if fraction > 0 and len(distinct) >= 2:
+        by = "subject"
+        for s in rng.permutation(distinct)[:-1]:  # never every subject
+            val |= np.array([x == s for x in subjects])
+            if val.sum() >= fraction * n:
+                break
+    else:
+        by = "class"
+        for c in np.unique(labels) if fraction > 0 else []:
+            members = np.flatnonzero(labels == c)
+            if len(members) >= 2:
+                k = min(len(members) - 1, max(1, round(len(members) * fraction)))
+                val[rng.permutation(members)[:k]] = True
+    return np.flatnonzero(~val), np.flatnonzero(val), by

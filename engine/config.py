@@ -110,7 +110,8 @@ class TrainConfig:
 
     batch_size: labelled clips per step; mu: unlabelled batch = mu x batch_size.
     unlabelled_fraction, label_strategy: TCL's --percentage and --strategy.
-    noise_alpha: jitter of the second view. max_steps: cap on steps per epoch (0: none).
+    noise_alpha: jitter of the second view. val_fraction: part of the training clips held out to choose
+    the best epoch (datasets/semisup.hold_out). max_steps: cap on steps per epoch (0: none).
     eval_every: validate every N epochs (and after the last). log_every: log every N steps.
     """
 
@@ -122,6 +123,7 @@ class TrainConfig:
     unlabelled_fraction: float = 0.0
     label_strategy: str = "classwise"
     noise_alpha: float = 0.0
+    val_fraction: float = 0.0
     max_steps: int = 0
     eval_every: int = 1
     log_every: int = 20

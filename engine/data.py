@@ -134,9 +134,11 @@ def train_loaders(
     train: TrainConfig,
     compares_views: bool,
     rt: Runtime,
+    ce_noisy: bool = False,
 ) -> tuple[DataLoader, DataLoader | None]:
     """The labelled loader and, when the objective compares views of unlabelled clips, the unlabelled one
-    (mu x the batch). Clips carry a corrupted view wherever the objective may compare one."""
+    (mu x the batch). Clips carry a corrupted view wherever the objective may compare one, and labelled
+    clips whenever `ce_noisy` (cross-entropy on the corrupted view)."""
 
     def clips(idx: np.ndarray, noisy: bool) -> SkeletonClips:
         return SkeletonClips(
@@ -147,7 +149,12 @@ def train_loaders(
 
     has_ul = compares_views and len(unlabelled_idx) > 0
     labelled = make_loader(
-        clips(labelled_idx, compares_views and not has_ul), train.batch_size, rt, train.seed, True, train.workers
+        clips(labelled_idx, ce_noisy or (compares_views and not has_ul)),
+        train.batch_size,
+        rt,
+        train.seed,
+        True,
+        train.workers,
     )
     if not has_ul:
         return labelled, None

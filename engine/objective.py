@@ -1,5 +1,12 @@
 """The training objective, and which views each step of an epoch feeds it.
 
+    loss = CE(ce_views) + gamma x instance contrastive + gamma2 x group contrastive
+           + consistency_weight x consistency (JS or KL)   [+ gamma_finetune x pseudo-label, TCL's last stage]
+
+CE on the clean view is plain training; on the corrupted view it is noise augmentation, on both the two
+together (their mean); the consistency terms (losses/consistency.py) are the baselines that TCL's
+contrastive terms are measured against.
+
 A step's batch is a concatenation of views along dim 0, in the order the epoch's plan names them:
 
     'labelled'          labelled clips, clean                        -> cross-entropy
@@ -18,9 +25,10 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses import group_contrastive_loss, instance_contrastive_loss, pseudo_label_loss, total_loss
+from losses import CONSISTENCY, group_contrastive_loss, instance_contrastive_loss, pseudo_label_loss, total_loss
 
-STAGES = ("supervised", "contrastive", "finetune")
+STAGES = ("supervised", "contrastive", "finetune")  # 'contrastive': the terms that compare two views are on
+CE_VIEWS = {"clean": ("labelled",), "noisy": ("labelled_noisy",), "both": ("labelled", "labelled_noisy")}
 
 
 @dataclass(frozen=True)
@@ -42,11 +50,14 @@ class LossConfig:
     finetune_from: int | None = None
     threshold: float = 0.8
     gamma_finetune: float = 1.0
+    ce_views: str = "clean"
+    consistency: str = "none"
+    consistency_weight: float = 1.0
 
     @property
     def compares_views(self) -> bool:
-        """Whether any term compares a clean and a corrupted view (otherwise training is plain CE)."""
-        return self.gamma > 0 or self.group or self.finetune_from is not None
+        """Whether any term compares a clean and a corrupted view (otherwise training is cross-entropy)."""
+        return self.gamma > 0 or self.group or self.finetune_from is not None or self.consistency != "none"
 
 
 @dataclass(frozen=True)
@@ -84,14 +95,15 @@ def plan_epoch(epoch: int, cfg: LossConfig, has_unlabelled: bool) -> EpochPlan:
         stage = "supervised"
     elif cfg.finetune_from is not None and epoch >= cfg.finetune_from:
         stage = "finetune"
-    elif cfg.gamma > 0 or cfg.group:
+    elif cfg.gamma > 0 or cfg.group or cfg.consistency != "none":
         stage = "contrastive"
     else:
         stage = "supervised"  # fine-tuning alone, before it starts
+    ce = CE_VIEWS[cfg.ce_views]
     if stage == "supervised":
-        return EpochPlan(stage, ("labelled",))
+        return EpochPlan(stage, ce)
     if has_unlabelled:
-        return EpochPlan(stage, ("labelled", "unlabelled", "unlabelled_noisy"))
+        return EpochPlan(stage, (*ce, "unlabelled", "unlabelled_noisy"))
     return EpochPlan(stage, ("labelled", "labelled_noisy"))
 
 
@@ -102,16 +114,20 @@ def objective(
 
     logits: (B_view, C) per view, named as in the module docstring; labels: (B,) of the 'labelled' view.
     """
-    terms = {"ce": F.cross_entropy(logits["labelled"], labels)}
+    ce = [F.cross_entropy(logits[v], labels) for v in CE_VIEWS[cfg.ce_views]]
+    terms = {"ce": ce[0] if len(ce) == 1 else (ce[0] + ce[1]) / 2}
     if stage != "supervised":
         pair = ("unlabelled", "unlabelled_noisy") if "unlabelled" in logits else ("labelled", "labelled_noisy")
         clean, noisy = logits[pair[0]], logits[pair[1]]
         if stage == "finetune":
             terms["pseudo"] = pseudo_label_loss(clean, noisy, cfg.threshold)
         else:
-            terms["instance"] = instance_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
+            if cfg.gamma > 0 or cfg.group:
+                terms["instance"] = instance_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
             if cfg.group:
                 terms["group"] = group_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
+            if cfg.consistency != "none":
+                terms["consistency"] = CONSISTENCY[cfg.consistency](clean, noisy)
     loss = total_loss(
         terms["ce"],
         terms.get("instance"),
@@ -121,4 +137,6 @@ def objective(
         gamma2=cfg.gamma2,
         gamma_finetune=cfg.gamma_finetune,
     )
+    if "consistency" in terms:
+        loss = loss + cfg.consistency_weight * terms["consistency"]
     return loss, terms

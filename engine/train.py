@@ -96,7 +96,7 @@ def _duration(seconds: float) -> str:
 def fit(
     tr: Trainer,
     loaders: dict[str, DataLoader | None],
-    val_loader: DataLoader,
+    val_loader: DataLoader | None,
     start_epoch: int,
     best: dict,
     epochs: int,
@@ -105,9 +105,10 @@ def fit(
     run_dir: Path,
     args: dict,
 ) -> dict:
-    """Train epochs start_epoch..epochs-1; validate every `eval_every` epochs and after the last. After
-    every epoch rank 0 writes run_dir/last.pt, and best.pt when the validation top-1 improved (`args`:
-    the flags stored with them). Returns the best {'top1', 'epoch'}."""
+    """Train epochs start_epoch..epochs-1; validate on `val_loader` (clips held out of training, never the
+    test split; None: no validation) every `eval_every` epochs and after the last. After every epoch rank
+    0 writes run_dir/last.pt, and best.pt when the validation top-1 improved (`args`: the flags stored
+    with them). Returns the best {'top1', 'epoch'}."""
     tr.epochs_left = epochs - start_epoch
     for epoch in range(start_epoch, epochs):
         plan = plan_epoch(epoch, tr.loss, loaders["unlabelled"] is not None)
@@ -115,7 +116,7 @@ def fit(
         stats = train_one_epoch(tr, plan, loaders, epoch, steps)
         tr.logger.log({"split": "train_epoch", "epoch": epoch, **stats}, step=epoch, tb_prefix="epoch")
         improved = False
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
+        if val_loader is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
             res = evaluate(unwrap(tr.model), val_loader, tr.cfg, tr.layout, tr.rt, test_flip=False)
             tr.logger.log({"split": "val", "epoch": epoch, **res}, step=epoch, tb_prefix="val")
             echo(f"epoch {epoch}: {stats['stage']} loss {stats.get('loss', float('nan')):.4f}, "

@@ -1,5 +1,7 @@
-"""Losses: TCL's instance/group contrastive losses, pseudo-label loss and their weighted sum."""
+"""Losses: TCL's instance/group contrastive losses, pseudo-label loss and their weighted sum; consistency
+baselines (Jensen-Shannon, KL)."""
 
+from losses.consistency import CONSISTENCY, js_consistency, kl_consistency
 from losses.contrastive import (
     group_contrastive_loss,
     instance_contrastive_loss,
@@ -11,6 +13,9 @@ from losses.contrastive import (
 )
 
 __all__ = [
+    "CONSISTENCY",
+    "js_consistency",
+    "kl_consistency",
     "group_contrastive_loss",
     "instance_contrastive_loss",
     "nt_xent",

@@ -443,14 +443,14 @@ def test_save_and_load_split_by_names(tmp_path):
     names = [f"clip{i:02d}" for i in range(12)]
     lab, ul = split_labelled(np.arange(12) % 3, 0.5, "classwise", seed=2)
     path = tmp_path / "split.json"
-    save_split(path, lab, ul, names)
+    save_split(path, names, labelled=lab, unlabelled=ul)
     assert not path.with_suffix(".tmp").exists()
-    lab2, ul2 = load_split(path, names)
+    lab2, ul2 = load_split(path, names).values()
     assert np.array_equal(lab2, lab) and np.array_equal(ul2, ul)
     assert lab2.dtype == np.int64
     # A re-ordered annotation file: the same clips, by name, at their new positions (sorted).
     reordered = names[::-1]
-    lab3, ul3 = load_split(path, reordered)
+    lab3, ul3 = load_split(path, reordered).values()
     assert sorted(reordered[i] for i in lab3) == sorted(names[i] for i in lab)
     assert sorted(reordered[i] for i in ul3) == sorted(names[i] for i in ul)
     assert list(lab3) == sorted(lab3) and list(ul3) == sorted(ul3)
@@ -459,7 +459,7 @@ def test_save_and_load_split_by_names(tmp_path):
 def test_load_split_names_a_clip_not_in_the_training_split(tmp_path):
     names = [f"clip{i:02d}" for i in range(6)]
     path = tmp_path / "split.json"
-    save_split(path, np.array([0, 2, 4]), np.array([1, 3, 5]), names)
+    save_split(path, names, labelled=np.array([0, 2, 4]), unlabelled=np.array([1, 3, 5]))
     with pytest.raises(ValueError, match="clip03"):
         load_split(path, [n for n in names if n != "clip03"])
 
@@ -663,3 +663,30 @@ def test_register_model_accepts_the_contract(registry_copy):
 
 def test_registry_copy_left_the_global_registry_alone():
     assert not [n for n in models.list_models() if n.startswith("test_engine_")]
+
+
+def test_noise_augmentation_and_consistency_objectives():
+    """--ce_views noisy|both and --consistency js|kl: the views each plan feeds, and the loss they make."""
+    from losses import js_consistency, kl_consistency
+
+    y = torch.tensor([0, 1, 2])
+    aug = LossConfig(ce_views="noisy")
+    assert not aug.compares_views
+    plan = plan_epoch(0, aug, has_unlabelled=False)
+    assert plan.stage == "supervised" and plan.views == ("labelled_noisy",)
+    both = plan_epoch(0, LossConfig(ce_views="both"), has_unlabelled=False)
+    assert both.views == ("labelled", "labelled_noisy")
+    lc, ln = _logits(3, 4, seed=1), _logits(3, 4, seed=2)
+    loss, terms = objective({"labelled": lc, "labelled_noisy": ln}, y, both.stage, LossConfig(ce_views="both"))
+    expected = (F.cross_entropy(lc, y) + F.cross_entropy(ln, y)) / 2
+    assert set(terms) == {"ce"} and torch.allclose(loss, expected)
+    for name, fn in (("js", js_consistency), ("kl", kl_consistency)):
+        cfg = LossConfig(consistency=name, consistency_weight=3.0)
+        plan = plan_epoch(0, cfg, has_unlabelled=False)
+        assert cfg.compares_views and plan.stage == "contrastive" and plan.views == LAB2
+        loss, terms = objective({"labelled": lc, "labelled_noisy": ln}, y, plan.stage, cfg)
+        assert set(terms) == {"ce", "consistency"}  # no instance term at gamma 0
+        assert torch.allclose(loss, F.cross_entropy(lc, y) + 3.0 * fn(lc, ln))
+    # With unlabelled clips the pair comes from them; CE on the labelled corrupted view still applies.
+    cfg = LossConfig(ce_views="noisy", gamma=1.0)
+    assert plan_epoch(0, cfg, has_unlabelled=True).views == ("labelled_noisy", "unlabelled", "unlabelled_noisy")

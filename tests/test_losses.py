@@ -202,3 +202,26 @@ def test_total_loss() -> None:
     assert value.item() == pytest.approx(10.75)
     with pytest.raises(ValueError, match="gamma_finetune"):
         total_loss(ce, instance, group, pseudo, gamma=0.5, gamma2=0.25)
+
+
+def test_consistency_losses_on_a_hand_computed_case():
+    """p = (0.5, 0.5), q = (0.9, 0.1): m = (0.7, 0.3), JS = (KL(p||m) + KL(q||m)) / 2, KL(p||q)."""
+    from losses import js_consistency, kl_consistency
+
+    p, q = torch.tensor([[0.5, 0.5]]), torch.tensor([[0.9, 0.1]])
+    kl_pm = 0.5 * math.log(0.5 / 0.7) + 0.5 * math.log(0.5 / 0.3)
+    kl_qm = 0.9 * math.log(0.9 / 0.7) + 0.1 * math.log(0.1 / 0.3)
+    assert js_consistency(p.log(), q.log()).item() == pytest.approx((kl_pm + kl_qm) / 2, rel=1e-5)
+    assert js_consistency(q.log() + 3.0, p.log()).item() == pytest.approx((kl_pm + kl_qm) / 2, rel=1e-5)  # symmetric
+    assert kl_consistency(p.log(), q.log()).item() == pytest.approx(
+        0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(5), rel=1e-5
+    )
+    # Batch mean, identical views give 0, JS is bounded by ln 2.
+    a = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    assert js_consistency(a, a).item() == pytest.approx(0.0, abs=1e-6)
+    far = torch.tensor([[40.0, 0.0]]), torch.tensor([[0.0, 40.0]])
+    assert js_consistency(*far).item() == pytest.approx(math.log(2), rel=1e-4)
+    # KL pulls only the corrupted view: no gradient reaches the clean logits.
+    clean, noisy = a.clone().requires_grad_(), (a + 1).requires_grad_()
+    kl_consistency(clean, noisy * 2).backward()
+    assert clean.grad is None and noisy.grad.abs().sum() > 0
