@@ -15,18 +15,23 @@ them, or (x, y, z) from 3D joints of any layout; no `keypoint_score`.
 
 Randomness: a training item draws from a generator seeded by (seed, epoch, index), so the data do
 not depend on the number of workers and a resumed run sees the same clips. Evaluation noise comes
-from `eval_noise_rng(alpha, index)`, identical for every model and run.
+from `corruption_rng(family, severity, index)` (datasets/corruptions.py; for jitter `eval_noise_rng(alpha,
+index)`), identical for every model and run. Jitter is drawn on the sampled frames (as it always was);
+the other corruptions act on the whole clip before frame sampling.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from datasets.annotations import KeypointStore
+from datasets.corruptions import corrupt, corruption_rng
 from datasets.layouts import Layout
 from datasets.motionbert_prep import motionbert_clip, motionbert_clip_3d
-from datasets.noise import add_joint_noise, eval_noise_rng
+from datasets.noise import add_joint_noise
 from datasets.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
 
 NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item (and a collated batch)
@@ -79,8 +84,12 @@ class SkeletonClips(Dataset):
         or 'motionbert' (MotionBERT's resample -> camera normalisation -> tracking -> crop_scale).
     train: random sampling and augmentation; otherwise pyskl's deterministic test sampling.
     clip_len, num_clips, input_size: frames per clip, views per item (test), output side in pixels.
-    noise_alpha: strength of the noisy view (training) or of the evaluation corruption (eval).
-    noisy_view: also return a noisy view of the same frames (training with contrastive losses).
+    noise_alpha: strength of the jitter of the noisy view (training) or of the evaluation (eval), when
+        `corruptions` is not given.
+    corruptions: (family, severity) pairs of datasets/corruptions.py. Training: the corrupted view of an
+        item is drawn from one of them, chosen uniformly per item (default: jitter at noise_alpha).
+        Evaluation: exactly one, applied to every clip with its fixed generator `corruption_rng`.
+    noisy_view: also return a corrupted view of the same clip (training with a second view).
     layout: joint layout (flip pairs). seed: base seed. max_persons: persons per clip after padding.
     """
 
@@ -99,6 +108,7 @@ class SkeletonClips(Dataset):
         noisy_view: bool = False,
         seed: int = 0,
         max_persons: int = 2,
+        corruptions: tuple[tuple[str, float], ...] | None = None,
     ) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
@@ -107,7 +117,10 @@ class SkeletonClips(Dataset):
         self.store, self.indices = store, np.asarray(indices, dtype=np.int64)
         self.pipeline, self.train, self.layout = pipeline, train, layout
         self.clip_len, self.num_clips, self.input_size = clip_len, num_clips, input_size
-        self.noise_alpha, self.noisy_view = float(noise_alpha), noisy_view
+        self.noisy_view = noisy_view
+        self.corruptions = tuple(corruptions) if corruptions else (("jitter", float(noise_alpha)),)
+        if not train and len(self.corruptions) != 1:
+            raise ValueError("an evaluation set is corrupted by exactly one (family, severity)")
         self.seed, self.max_persons, self.epoch = seed, max_persons, 0
         if pipeline == "pose":
             full = (
@@ -132,7 +145,7 @@ class SkeletonClips(Dataset):
             noise_rng = rng
         else:
             rng = np.random.default_rng([self.seed, index])
-            noise_rng = eval_noise_rng(self.noise_alpha, index)
+            noise_rng = corruption_rng(*self.corruptions[0], index)
         if self.pipeline == "pose":
             views = self._pose_views(clip, rng, noise_rng)
         else:
@@ -141,32 +154,43 @@ class SkeletonClips(Dataset):
         views["index"] = np.int64(index)
         return views
 
-    def _views(self) -> list[tuple[str, float]]:
-        """(key prefix, noise alpha) of each view: training gives the clean clip and, when asked, a noisy
-        one; evaluation gives one clip corrupted at the evaluation alpha."""
+    def _views(self, rng: np.random.Generator) -> list[tuple[str, tuple[str, float] | None]]:
+        """(key prefix, corruption or None) of each view: training gives the clean clip and, when asked, a
+        corrupted one (its corruption drawn from `rng` when there are several); evaluation gives one clip
+        under the evaluation corruption."""
         if not self.train:
-            return [("", self.noise_alpha)]
-        return [("", 0.0), (NOISY_PREFIX, self.noise_alpha)] if self.noisy_view else [("", 0.0)]
+            return [("", self.corruptions[0])]
+        if not self.noisy_view:
+            return [("", None)]
+        pick = 0 if len(self.corruptions) == 1 else int(rng.integers(len(self.corruptions)))
+        return [("", None), (NOISY_PREFIX, self.corruptions[pick])]
+
+    def _corrupt(self, clip: dict, corruption: tuple[str, float], rng: np.random.Generator) -> dict:
+        """The whole clip under a corruption other than jitter (before frame sampling: temporal families
+        change its length); keypoint_score and total_frames follow."""
+        kp, score = corrupt(clip["keypoint"], clip["keypoint_score"], *corruption, rng,
+                            img_shape=clip["img_shape"], layout=self.layout)  # fmt: skip
+        return {**clip, "keypoint": kp, "keypoint_score": score, "total_frames": kp.shape[1]}
 
     def _pose_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
-        results = {
-            "keypoint": clip["keypoint"],
-            "keypoint_score": clip["keypoint_score"],
-            "img_shape": clip["img_shape"],
-            "total_frames": clip["total_frames"],
-            "test_mode": not self.train,
-            "start_index": 0,
-        }
-        results = self.sample(results, rng)  # frame_inds, then decoded float32 (M, S*T, V, 2)
+        def sampled(c: dict, gen: np.random.Generator) -> dict:
+            return self.sample({"keypoint": c["keypoint"], "keypoint_score": c["keypoint_score"],
+                                "img_shape": c["img_shape"], "total_frames": c["total_frames"],
+                                "test_mode": not self.train, "start_index": 0}, gen)  # fmt: skip
+
+        before = copy.deepcopy(rng)  # a corrupted clip of unchanged length samples the clean view's frames
+        results = sampled(clip, rng)  # frame_inds, then decoded float32 (M, S*T, V, 2)
         # The same augmentation seed for both views: identical crop and flip, so that the only
-        # difference between the clean and the noisy view is the joint noise itself.
+        # difference between the clean and the corrupted view is the corruption itself.
         aug_seed = int(rng.integers(2**63))
         out = {}
-        for prefix, alpha in self._views():
+        for prefix, corruption in self._views(rng):
             r = dict(results)
-            if alpha > 0:
+            if corruption is not None and corruption[0] != "jitter":
+                r = sampled(self._corrupt(clip, corruption, noise_rng), copy.deepcopy(before))
+            elif corruption is not None and corruption[1] > 0:  # jitter, on the sampled frames
                 r["keypoint"] = add_joint_noise(
-                    r["keypoint"], r["keypoint_score"], alpha, noise_rng, img_shape=clip["img_shape"]
+                    r["keypoint"], r["keypoint_score"], corruption[1], noise_rng, img_shape=clip["img_shape"]
                 )
             if r["keypoint"].shape[-1] == 3:  # 3D noise is drawn in metres first, then the clip is projected
                 r["keypoint"], r["img_shape"] = project_3d(r["keypoint"], r["keypoint_score"])
@@ -188,19 +212,22 @@ class SkeletonClips(Dataset):
         # Both views share the resampling and scale draw: the same seed for each.
         aug_seed = int(rng.integers(2**63))
         out = {}
-        for prefix, alpha in self._views():
-            k = kp
-            if alpha > 0:
+        for prefix, corruption in self._views(rng):
+            k, sc = kp, score
+            if corruption is not None and corruption[0] != "jitter":
+                corrupted = self._corrupt(clip, corruption, noise_rng)
+                k, sc = corrupted["keypoint"].astype(kp.dtype), corrupted["keypoint_score"]
+            elif corruption is not None and corruption[1] > 0:
                 # Noise on the raw coordinates; back to the stored dtype so MotionBERT's float16 camera
                 # normalisation is applied to noisy and clean clips alike.
-                k = add_joint_noise(kp, score, alpha, noise_rng, img_shape=clip["img_shape"]).astype(kp.dtype)
+                k = add_joint_noise(kp, score, corruption[1], noise_rng, img_shape=clip["img_shape"]).astype(kp.dtype)
             view_rng = np.random.default_rng(aug_seed)
             if k.shape[-1] == 3:  # 3D joints of any layout: x, y, z centred and scaled per clip
                 view = motionbert_clip_3d(k, self.clip_len, test_mode=not self.train, rng=view_rng)
             else:
                 view = motionbert_clip(
                     k,
-                    score,
+                    sc,
                     clip["img_shape"],
                     clip_len=self.clip_len,
                     test_mode=not self.train,
