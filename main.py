@@ -29,7 +29,7 @@ from datasets.semisup import hold_out, load_split, save_split, split_labelled
 from engine.checkpoint import build_model, check_fits, load_run_model, restore
 from engine.config import EvalConfig, RunConfig, TrainConfig, resolve_run_config
 from engine.data import RunData, eval_loader, load_run_data, train_loaders
-from engine.evaluate import robustness_sweep
+from engine.evaluate import robustness_sweep, summarize
 from engine.objective import plan_epoch
 from engine.optim import build_optimizer
 from engine.predict import run_predict
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
                                          loss.compares_views, rt, ce_noisy=loss.ce_views != "clean")  # fmt: skip
     val_loader = None
     if len(parts["validation"]):  # chooses the best epoch; the test split is scored only at the end
-        val_loader = eval_loader(data.store, parts["validation"], cfg, data.layout, ev, rt, 0.0)
+        val_loader = eval_loader(data.store, parts["validation"], cfg, data.layout, ev, rt)
     echo(f"split: {len(parts['labelled'])} labelled / {len(parts['unlabelled'])} unlabelled training clips, "
          f"{len(parts['validation'])} held out to choose the best epoch", rt.is_main)  # fmt: skip
 
@@ -123,11 +123,42 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     with memory_errors(memory_hint(train, cfg, run_dir)):
         best = fit(tr, loaders, val_loader, start_epoch, best, train.epochs, train.max_steps, train.eval_every,
                    run_dir, checkpoint_args(args))  # fmt: skip
-        if (run_dir / "best.pt").exists():
-            model.load_state_dict(read_checkpoint(run_dir / "best.pt")["model"])
-        echo(f"robustness of {run_dir / 'best.pt'} (epoch {best['epoch']}):", rt.is_main)
-        rows = sweep(model, data, cfg, ev, rt, logger, best["epoch"], run_dir)
+        rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger)
     return {"run_dir": str(run_dir), "best": best, "robustness": rows, "device": rt.device, "is_main": rt.is_main}
+
+
+def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cfg: RunConfig, ev: EvalConfig,
+                rt: Runtime, logger: RunLogger) -> list[dict]:  # fmt: skip
+    """The robustness sweep of the test split with the checkpoint chosen on the validation part (best.pt)
+    and with the last one; when they are the same epoch, once, its rows listed under both names."""
+    last_epoch = epochs - 1
+    rows = []
+    for name in ("best", "last"):
+        path = run_dir / f"{name}.pt"
+        epoch = best["epoch"] if name == "best" else last_epoch
+        if name == "best" and not path.exists():
+            continue  # no validation part: the last checkpoint is the only one
+        if name == "last" and rows and best["epoch"] == last_epoch:
+            rows += [{**r, "checkpoint": "last"} for r in rows]
+            break
+        model.load_state_dict(read_checkpoint(path)["model"])
+        echo(f"robustness of {path} (epoch {epoch}):", rt.is_main)
+        rows += robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger, name, epoch)
+    report(rows, run_dir, cfg, rt)
+    logger.close()
+    return rows
+
+
+def report(rows: list[dict], run_dir: Path, cfg: RunConfig, rt: Runtime) -> None:
+    """One summary line per checkpoint; robustness.csv, summary.json and the plots (rank 0)."""
+    summaries = {}
+    for ckpt in dict.fromkeys(r["checkpoint"] for r in rows):
+        summaries[ckpt] = s = summarize([r for r in rows if r["checkpoint"] == ckpt])
+        echo(f"summary ({ckpt}, epoch {s['epoch']}): clean top1 {100 * s['clean']:.2f}, mCA {100 * s['mCA']:.2f}, "
+             f"relative robustness {s['relative']:.3f}", rt.is_main)  # fmt: skip
+    if rt.is_main:
+        scale = "skeleton bounding-box diagonal" if cfg.coord_dim == 3 else "mean frame side"
+        write_robustness(rows, summaries, run_dir, title=run_dir.name, jitter_scale=scale)
 
 
 def memory_hint(train: TrainConfig, cfg: RunConfig, run_dir: Path) -> str:
@@ -210,15 +241,6 @@ def training_split(path: Path, data: RunData, train: TrainConfig, rt: Runtime) -
     return {part: data.train_idx[pos] for part, pos in parts.items()}
 
 
-def sweep(model, data: RunData, cfg: RunConfig, ev: EvalConfig, rt: Runtime, logger, epoch: int, run_dir: Path):
-    """The robustness sweep of `model` on the test split, written to run_dir/robustness.csv and .png."""
-    rows = robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger, epoch)
-    if rt.is_main:
-        write_robustness(rows, run_dir, title=run_dir.name)
-    logger.close()
-    return rows
-
-
 def evaluate_checkpoint(args: argparse.Namespace, data: RunData, ev: EvalConfig, rt: Runtime, notes) -> dict:
     """--evaluate CKPT: rebuild the model from the checkpoint's own configuration and run the sweep."""
     model, cfg, ckpt = load_run_model(args.evaluate, rt.device, args.trust_checkpoint)
@@ -228,7 +250,11 @@ def evaluate_checkpoint(args: argparse.Namespace, data: RunData, ev: EvalConfig,
     logger = RunLogger(run_dir, enabled=rt.is_main)
     for note in notes:
         echo(f"note: {note}", rt.is_main)
-    rows = sweep(model, data, cfg, ev, rt, logger, ckpt.get("best", {}).get("epoch", -1), run_dir)
+    epoch = int(ckpt.get("epoch", 0)) - 1  # the epoch it was written after
+    rows = robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger,
+                            Path(args.evaluate).stem, epoch)  # fmt: skip
+    report(rows, run_dir, cfg, rt)
+    logger.close()
     return {"run_dir": str(run_dir), "robustness": rows, "device": rt.device, "is_main": rt.is_main}
 
 

@@ -11,6 +11,7 @@ import ast
 import sys
 
 from datasets.catalog import CATALOG
+from datasets.corruptions import parse_corruptions
 from datasets.inputs import MEDIAPIPE, VIDEO_SUFFIXES
 from engine.config import EvalConfig, OptimConfig, TrainConfig
 from engine.objective import LossConfig
@@ -170,11 +171,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="std of the Gaussian joint noise of the second view, as a fraction of the frame's mean side",
     )
     g.add_argument(
+        "--train_corruptions",
+        nargs="+",
+        default=None,
+        metavar="SPEC",
+        help="draw each clip's corrupted training view from these (datasets/corruptions.py): FAMILY, "
+        "FAMILY:LEVEL, FAMILY:SEVERITY or all; default: jitter at --noise_alpha",
+    )
+    g.add_argument(
+        "--eval_corruptions",
+        nargs="+",
+        default=["all"],
+        metavar="SPEC",
+        help="the corruption suite of the final evaluation, whose mean is the mCA: all (every family at its "
+        "light, moderate and severe levels), FAMILY, FAMILY:LEVEL, FAMILY:SEVERITY, or none",
+    )
+    g.add_argument(
         "--eval_alphas",
         type=float,
         nargs="+",
         default=list(DEFAULT_EVAL_ALPHAS),
-        help="noise levels of the robustness evaluation",
+        help="jitter levels (Gaussian noise alpha) of the robustness evaluation, besides the suite",
     )
 
     g = p.add_argument_group("loss")
@@ -306,6 +323,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         err("--clip_len must be >= 1")
     if args.in_channels is not None and args.in_channels < 1:
         err("--in_channels must be >= 1")
+    for flag in ("train_corruptions", "eval_corruptions"):
+        specs = getattr(args, flag)
+        if specs is not None and specs != ["none"]:
+            try:
+                parse_corruptions(specs)
+            except ValueError as e:
+                err(f"--{flag}: {e}")
     keys = [k for k, _ in args.model_cfg]
     if len(set(keys)) != len(keys):
         err("--model_cfg names a key twice")
@@ -353,7 +377,7 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, workers=args.workers, mu=args.mu,
         unlabelled_fraction=args.percentage, label_strategy=args.strategy, noise_alpha=args.noise_alpha,
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, corruptions=tuple(parse_corruptions(args.train_corruptions or [])),
         max_steps=args.max_steps, eval_every=args.eval_freq, log_every=args.print_freq,
         channels_last=args.channels_last, compile=args.compile,
     )  # fmt: skip
@@ -369,8 +393,10 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
         gamma_finetune=args.gamma_finetune, ce_views=args.ce_views, consistency=args.consistency,
         consistency_weight=args.consistency_weight,
     )  # fmt: skip
+    suite = [] if args.eval_corruptions == ["none"] else args.eval_corruptions
     ev = EvalConfig(
-        alphas=tuple(args.eval_alphas), num_clips=args.num_clips, test_flip=args.test_flip,
+        alphas=tuple(args.eval_alphas), num_clips=args.num_clips, corruptions=tuple(parse_corruptions(suite)),
+        test_flip=args.test_flip,
         batch_size=args.valbatchsize, workers=args.workers, seed=args.seed,
     )  # fmt: skip
     return train, optim, loss, ev

@@ -110,8 +110,10 @@ class TrainConfig:
 
     batch_size: labelled clips per step; mu: unlabelled batch = mu x batch_size.
     unlabelled_fraction, label_strategy: TCL's --percentage and --strategy.
-    noise_alpha: jitter of the second view. val_fraction: part of the training clips held out to choose
-    the best epoch (datasets/semisup.hold_out). max_steps: cap on steps per epoch (0: none).
+    noise_alpha: jitter of the second view, unless `corruptions` ((family, severity) pairs of
+    datasets/corruptions.py) are given: then each item's corrupted view is drawn from one of them.
+    val_fraction: part of the training clips held out to choose the best epoch (datasets/semisup.hold_out).
+    max_steps: cap on steps per epoch (0: none).
     eval_every: validate every N epochs (and after the last). log_every: log every N steps.
     """
 
@@ -123,6 +125,7 @@ class TrainConfig:
     unlabelled_fraction: float = 0.0
     label_strategy: str = "classwise"
     noise_alpha: float = 0.0
+    corruptions: tuple[tuple[str, float], ...] = ()
     val_fraction: float = 0.0
     max_steps: int = 0
     eval_every: int = 1
@@ -155,9 +158,11 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Test-time path: clips per video (probabilities averaged), the flipped view, the noise sweep."""
+    """Test-time path: clips per video (probabilities averaged), the flipped view; the robustness sweep:
+    the jitter levels `alphas` and the corruption suite's (family, severity) pairs (their mean is the mCA)."""
 
     alphas: tuple[float, ...] = (0.0,)
+    corruptions: tuple[tuple[str, float], ...] = ()
     num_clips: int = 1
     test_flip: bool = False
     batch_size: int = 16

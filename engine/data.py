@@ -144,7 +144,7 @@ def train_loaders(
         return SkeletonClips(
             store, idx, pipeline=cfg.pipeline, train=True, clip_len=cfg.clip_len, layout=layout,
             input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
-            max_persons=cfg.max_persons,
+            max_persons=cfg.max_persons, corruptions=train.corruptions or None,
         )  # fmt: skip
 
     has_ul = compares_views and len(unlabelled_idx) > 0
@@ -165,20 +165,34 @@ def train_loaders(
 
 
 def eval_dataset(
-    store: KeypointStore, idx: np.ndarray, cfg: RunConfig, layout: Layout, num_clips: int, seed: int, alpha: float
+    store: KeypointStore,
+    idx: np.ndarray,
+    cfg: RunConfig,
+    layout: Layout,
+    num_clips: int,
+    seed: int,
+    corruption: tuple[str, float] = ("jitter", 0.0),
 ) -> SkeletonClips:
-    """Test clips of `idx` as the run's evaluation sees them, corrupted at noise `alpha` (fixed per clip)."""
+    """Test clips of `idx` as the run's evaluation sees them, under one (family, severity) corruption of
+    datasets/corruptions.py, fixed per clip (the default: clean)."""
     return SkeletonClips(
         store, idx, pipeline=cfg.pipeline, train=False, clip_len=cfg.clip_len, layout=layout,
-        num_clips=num_clips, input_size=cfg.input_size, noise_alpha=alpha, seed=seed, max_persons=cfg.max_persons,
+        num_clips=num_clips, input_size=cfg.input_size, seed=seed, max_persons=cfg.max_persons,
+        corruptions=(corruption,),
     )  # fmt: skip
 
 
 def eval_loader(
-    store: KeypointStore, idx: np.ndarray, cfg: RunConfig, layout: Layout, ev: EvalConfig, rt: Runtime, alpha: float
+    store: KeypointStore,
+    idx: np.ndarray,
+    cfg: RunConfig,
+    layout: Layout,
+    ev: EvalConfig,
+    rt: Runtime,
+    corruption: tuple[str, float] = ("jitter", 0.0),
 ) -> DataLoader:
-    return make_loader(eval_dataset(store, idx, cfg, layout, ev.num_clips, ev.seed, alpha), ev.batch_size, rt,
-                       ev.seed, False, ev.workers)  # fmt: skip
+    ds = eval_dataset(store, idx, cfg, layout, ev.num_clips, ev.seed, corruption)
+    return make_loader(ds, ev.batch_size, rt, ev.seed, False, ev.workers)
 
 
 def model_input(

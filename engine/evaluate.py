@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datasets.annotations import KeypointStore
+from datasets.corruptions import FAMILIES
 from datasets.layouts import Layout
 from engine.config import EvalConfig, RunConfig
 from engine.data import eval_loader, model_input
@@ -63,6 +64,24 @@ def evaluate(model, loader: DataLoader, cfg: RunConfig, layout: Layout, rt: Runt
     return accuracy(labels, probs, rt)
 
 
+def sweep_points(ev: EvalConfig) -> list[tuple[str, str, float, bool]]:
+    """What the sweep evaluates, in order: (family, level name, severity, in the suite). The clean clips
+    first, then the jitter sweep of ev.alphas, then the suite's (family, severity) pairs (a jitter level
+    that the alpha sweep holds already is named there, not evaluated twice)."""
+    suite = set(ev.corruptions)
+    points = [("clean", "", 0.0, False)]
+    points += [("jitter", level_name("jitter", a), a, ("jitter", a) in suite) for a in ev.alphas if a > 0]
+    done = {(f, s) for f, _, s, _ in points}
+    points += [(f, level_name(f, s), s, True) for f, s in ev.corruptions if (f, s) not in done and s > 0]
+    return points
+
+
+def level_name(family: str, severity: float) -> str:
+    """The named level of `family` at `severity`, or '' when it is not one of them."""
+    names = {v: k for k, v in FAMILIES[family].levels.items()}
+    return names.get(severity, "")
+
+
 def robustness_sweep(
     model,
     store: KeypointStore,
@@ -72,13 +91,39 @@ def robustness_sweep(
     ev: EvalConfig,
     rt: Runtime,
     logger: RunLogger,
+    checkpoint: str,
     epoch: int,
 ) -> list[dict]:
-    """Accuracy at every noise level of ev.alphas, on identical corrupted clips for every model."""
+    """Accuracy on the clean test clips and under every corruption of `ev` (sweep_points), each on
+    corrupted clips that are identical for every model and run. Rows: checkpoint, epoch, family, level,
+    severity, suite (counts in the mCA), top1, top5, clips."""
     rows = []
-    for alpha in ev.alphas:
-        res = evaluate(model, eval_loader(store, test_idx, cfg, layout, ev, rt, alpha), cfg, layout, rt, ev.test_flip)
-        rows.append({"alpha": alpha, **res})
-        logger.log({"split": "robustness", "epoch": epoch, "alpha": alpha, **res})
-        echo(f"noise alpha {alpha:<6g} top1 {100 * res['top1']:6.2f}  top5 {100 * res['top5']:6.2f}", rt.is_main)
+    for family, level, severity, in_suite in sweep_points(ev):
+        corruption = ("jitter", 0.0) if family == "clean" else (family, severity)
+        loader = eval_loader(store, test_idx, cfg, layout, ev, rt, corruption)
+        res = evaluate(model, loader, cfg, layout, rt, ev.test_flip)
+        row = {"checkpoint": checkpoint, "epoch": epoch, "family": family, "level": level, "severity": severity,
+               "suite": in_suite, **res}  # fmt: skip
+        rows.append(row)
+        logger.log({"split": "robustness", **row})
+        echo(f"{checkpoint:<5} {family:<14} {level or '-':<9} {severity:<8g} top1 {100 * res['top1']:6.2f}  "
+             f"top5 {100 * res['top5']:6.2f}", rt.is_main)  # fmt: skip
     return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Clean top-1, mean corruption accuracy over the suite's (family, level) rows (mCA), relative
+    robustness mCA / clean, and the mean top-1 of each family's suite rows."""
+    clean = next(r["top1"] for r in rows if r["family"] == "clean")
+    suite = [r for r in rows if r["suite"]]
+    families = {}
+    for r in suite:
+        families.setdefault(r["family"], []).append(r["top1"])
+    mca = float(np.mean([r["top1"] for r in suite])) if suite else float("nan")
+    return {
+        "epoch": rows[0]["epoch"],
+        "clean": clean,
+        "mCA": mca,
+        "relative": mca / clean if clean > 0 else float("nan"),
+        "families": {f: float(np.mean(v)) for f, v in families.items()},
+    }

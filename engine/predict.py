@@ -70,7 +70,7 @@ def run_predict(opts: PredictOptions) -> dict:
     check_fits(store, cfg, layout, source)
     # The training run's seed, so that the clips are sampled exactly as its evaluation sampled them.
     seed = int(trained.get("seed", 0))
-    dataset = eval_dataset(store, np.arange(len(store)), cfg, layout, num_clips, seed, 0.0)
+    dataset = eval_dataset(store, np.arange(len(store)), cfg, layout, num_clips, seed)
     loader = make_loader(dataset, opts.batch_size, rt, seed, False, opts.workers)
     indices, _, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
 

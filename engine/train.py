@@ -22,7 +22,7 @@ from engine.optim import lr_factor, set_lr
 from utils.checkpoint import save_atomic
 from utils.errors import UserError
 from utils.logger import RunLogger, echo
-from utils.runtime import Runtime
+from utils.runtime import Runtime, barrier
 
 
 class LossNotFinite(UserError, FloatingPointError):
@@ -128,6 +128,7 @@ def fit(
             if improved:
                 save_atomic(state, run_dir / "best.pt")
             save_atomic(state, run_dir / "last.pt")
+    barrier(tr.rt)  # the other ranks read best.pt next
     return best
 
 

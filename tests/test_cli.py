@@ -43,7 +43,7 @@ def base(tmp_path, ann_file, name, *extra):
         "-j", "0",
         "--clip_len", "8",
         "--input_size", "32",
-        "--eval_alphas", "0", "0.1",
+        "--eval_alphas", "0", "0.1", "--eval_corruptions", "none",
         "--device", "cpu",
         *extra,
     ]  # fmt: skip
@@ -60,7 +60,12 @@ def test_poseconv_formats_train_and_write_robustness(tmp_path, ann_file, fmt):
     run = tmp_path / fmt
     for f in ("last.pt", "best.pt", "robustness.csv", "robustness.png", "split.json", "metrics.jsonl"):
         assert (run / f).exists(), f
-    assert [r["alpha"] for r in out["robustness"]] == [0.0, 0.1]
+    assert [(r["checkpoint"], r["family"], r["severity"]) for r in out["robustness"]] == [
+        ("best", "clean", 0.0),
+        ("best", "jitter", 0.1),
+        ("last", "clean", 0.0),
+        ("last", "jitter", 0.1),
+    ]
     train = rows(run, "train")
     assert {"ce", "instance"} <= set(train[0]) and all(np.isfinite(r["loss"]) for r in train)
     assert len(rows(run, "val")) == 2
@@ -118,8 +123,26 @@ def test_resume_matches_uninterrupted_run(tmp_path, ann_file, monkeypatch):
 def test_evaluate_checkpoint(tmp_path, ann_file):
     cli.main(base(tmp_path, ann_file, "ev", *TINY_POSE))
     ckpt = tmp_path / "ev" / "best.pt"
-    out = cli.main(base(tmp_path, ann_file, "ev2", "--evaluate", str(ckpt), "--eval_alphas", "0", "0.05", "0.2"))
-    assert [r["alpha"] for r in out["robustness"]] == [0.0, 0.05, 0.2]
+    out = cli.main(
+        base(
+            tmp_path,
+            ann_file,
+            "ev2",
+            "--evaluate",
+            str(ckpt),
+            "--eval_alphas",
+            "0",
+            "0.05",
+            "0.2",
+            "--eval_corruptions",
+            "none",
+        )
+    )
+    assert [(r["checkpoint"], r["severity"]) for r in out["robustness"]] == [
+        ("best", 0.0),
+        ("best", 0.05),
+        ("best", 0.2),
+    ]
     assert (tmp_path / "ev2" / "robustness.csv").exists()
 
 
@@ -180,7 +203,8 @@ def test_seed_command_lines_run(tmp_path, ann_file, model, capsys):
     extra = ["--model_type", model] if model == "motionbert" else []
     small = TINY_MB + ["--clip_len", "16"] if model == "motionbert" else TINY_POSE
     argv = ["synthetic", *SEED_FLAGS, *extra, "--ann_file", str(ann_file), "--run_dir", str(tmp_path),
-            "--name", model, "--epochs", "1", "--max_steps", "1", "-j", "0", "--eval_alphas", "0", *small]  # fmt: skip
+            "--name", model, "--epochs", "1", "--max_steps", "1", "-j", "0", "--eval_alphas", "0",
+            "--eval_corruptions", "none", *small]  # fmt: skip
     out = cli.main(argv)
     assert out["robustness"][0]["clips"] > 0
     log = capsys.readouterr().out
@@ -280,7 +304,7 @@ def test_3d_clips_train_motionbert(tmp_path):
     args = base(tmp_path, path, "mb3d", "--model_type", "motionbert", "--input_f", "Skeleton", *TINY_MB)
     args[0] = "custom"
     out = cli.main(args)
-    assert out["robustness"][1]["alpha"] == 0.1 and out["robustness"][1]["clips"] == 8
+    assert out["robustness"][1]["severity"] == 0.1 and out["robustness"][1]["clips"] == 8
     assert torch.load(tmp_path / "mb3d" / "best.pt", weights_only=True)["config"]["model_cfg"]["num_joints"] == 25
 
 
@@ -381,3 +405,63 @@ def test_synthetic_defaults_are_the_demo_and_flags_win():
     assert parse_args(["ntu60"]).input_f == "Heatmap" and parse_args(["ntu60"]).model_cfg == []
     mb = parse_args(["synthetic", "--model_type", "motionbert", "--input_f", "Skeleton"])
     assert mb.model_cfg == [] and mb.gamma == 5.0  # the demo's model settings are PoseConv3D's
+
+
+def test_corruption_suite_summary_and_identical_corrupted_clips(tmp_path, ann_file, capsys):
+    """The final sweep scores the suite on the clean model; --evaluate of the same checkpoint with another
+    worker count and batch size scores exactly the same corrupted clips."""
+    suite = ["--eval_corruptions", "missing_joints:light", "swap", "frame_rate:2", "--eval_alphas", "0", "0.02"]
+    out = cli.main(base(tmp_path, ann_file, "suite", "--input_f", "Skeleton", *TINY_POSE, *suite))
+    run = tmp_path / "suite"
+    best = [r for r in out["robustness"] if r["checkpoint"] == "best"]
+    assert [(r["family"], r["level"], r["severity"], r["suite"]) for r in best] == [
+        ("clean", "", 0.0, False), ("jitter", "moderate", 0.02, False), ("missing_joints", "light", 0.1, True),
+        ("swap", "light", 0.1, True), ("swap", "moderate", 0.25, True), ("swap", "severe", 0.5, True),
+        ("frame_rate", "light", 2.0, True),
+    ]  # fmt: skip
+    summary = json.loads((run / "summary.json").read_text())
+    mca = np.mean([r["top1"] for r in best if r["suite"]])
+    assert summary["best"]["mCA"] == pytest.approx(mca) and summary["best"]["clean"] == best[0]["top1"]
+    assert summary["best"]["relative"] == pytest.approx(mca / best[0]["top1"] if best[0]["top1"] else float("nan"),
+                                                        nan_ok=True)  # fmt: skip
+    for f in ("robustness.png", "robustness_missing_joints.png", "robustness_swap.png", "robustness_frame_rate.png"):
+        assert (run / f).exists(), f
+    assert "mCA" in capsys.readouterr().out
+    again = cli.main(base(tmp_path, ann_file, "again", "--evaluate", str(run / "best.pt"), "-j", "2",
+                          "--valbatchsize", "3", *suite))  # fmt: skip
+    assert [(r["family"], r["severity"], r["top1"], r["top5"]) for r in again["robustness"]] == [
+        (r["family"], r["severity"], r["top1"], r["top5"]) for r in best
+    ]
+
+
+def test_validation_part_chooses_the_epoch_and_the_test_split_is_scored_at_the_end(tmp_path, ann_file):
+    out = cli.main(base(tmp_path, ann_file, "val", "--input_f", "Skeleton", "--epochs", "3", *TINY_POSE))
+    run = tmp_path / "val"
+    split = json.loads((run / "split.json").read_text())
+    held = set(split["validation"])
+    assert held and not held & set(split["labelled"])
+    assert len({n[8:12] for n in held}) == 1  # one whole subject (P...) of the training subjects
+    val_rows = rows(run, "val")
+    assert len(val_rows) == 3 and all(r["clips"] == len(held) for r in val_rows)
+    best_epoch = max(range(3), key=lambda e: (val_rows[e]["top1"], -e))
+    assert out["best"]["epoch"] == best_epoch
+    by_ckpt = {r["checkpoint"]: r for r in out["robustness"] if r["family"] == "clean"}
+    assert by_ckpt["best"]["epoch"] == best_epoch and by_ckpt["last"]["epoch"] == 2
+    assert by_ckpt["best"]["clips"] == by_ckpt["last"]["clips"] == 36  # the test split
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        ["--gamma", "0", "--ce_views", "noisy"],
+        ["--gamma", "0", "--ce_views", "both"],
+        ["--gamma", "0", "--consistency", "js"],
+        ["--gamma", "1", "--train_corruptions", "occlusion", "frame_rate:2", "missing_joints:0.3"],
+    ],
+)
+def test_baseline_objectives_and_training_corruptions_train(tmp_path, ann_file, objective):
+    out = cli.main(base(tmp_path, ann_file, "obj", "--input_f", "Skeleton", *TINY_POSE, *objective))
+    train = rows(tmp_path / "obj", "train")
+    assert all(np.isfinite(r["loss"]) for r in train) and out["robustness"][0]["clips"] > 0
+    if "--consistency" in objective:
+        assert "consistency" in train[0] and "instance" not in train[0]

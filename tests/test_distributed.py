@@ -23,7 +23,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "main.py", "synthetic", "--ann_file", str(ann), "--run_dir", str(tmp_path), "--name", "ddp",
         "--epochs", "1", "--max_steps", "2", "-b", "4", "--valbatchsize", "8", "-j", "0", "--clip_len", "8",
-        "--input_size", "32", "--input_f", "Skeleton", "--eval_alphas", "0", "0.1", "--device", "cpu",
+        "--input_size", "32", "--input_f", "Skeleton", "--eval_alphas", "0", "0.1", "--eval_corruptions", "none", "--device", "cpu",
         "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -42,7 +42,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         table = list(csv.DictReader(f))
     # Each test clip is counted exactly once across the two ranks.
     n_test = len(data["split"]["xsub_val"])
-    assert [int(r["clips"]) for r in table] == [n_test, n_test]
+    assert [int(r["clips"]) for r in table] == [n_test] * 4  # clean and jitter 0.1, best and last
     # Only rank 0 writes: one validation row for the one epoch.
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert sum(r["split"] == "val" for r in rows) == 1

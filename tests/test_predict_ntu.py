@@ -65,7 +65,7 @@ def train(root, src, name: str) -> dict:
     cli.main(
         [
             "custom", "--ann_file", str(ann_file), "--run_dir", str(root), "--name", name, "--epochs", "1",
-            "-b", "3", "-j", "0", "--clip_len", "8", "--input_size", "32", "--eval_alphas", "0", "--device", "cpu",
+            "-b", "3", "-j", "0", "--clip_len", "8", "--input_size", "32", "--eval_alphas", "0", "--eval_corruptions", "none", "--device", "cpu",
             *train_flags,
         ]
     )  # fmt: skip
@@ -135,7 +135,7 @@ def test_skeleton_prediction_equals_main_evaluate(run, skeletons, tmp_path, eval
     cli.main(
         [
             "custom", "--ann_file", str(clip_file), "--evaluate", str(run["ckpt"]), "--run_dir", str(tmp_path),
-            "--name", "ev", "--eval_alphas", "0", "-j", "0", "--device", "cpu", *flags,
+            "--name", "ev", "--eval_alphas", "0", "--eval_corruptions", "none", "-j", "0", "--device", "cpu", *flags,
         ]
     )  # fmt: skip
     ref = torch.cat(eval_logits).softmax(-1).view(1, views, -1).mean(1)[0].numpy()  # (C,)
@@ -156,7 +156,7 @@ def test_evaluate_refuses_data_of_another_layout(trained, tmp_path, capsys):
     )
     with pytest.raises(SystemExit) as e:
         cli.main(["custom", "--ann_file", str(clip_file), "--evaluate", str(trained("pose3d")["ckpt"]),
-                  "--run_dir", str(tmp_path), "--eval_alphas", "0", "-j", "0", "--device", "cpu"])  # fmt: skip
+                  "--run_dir", str(tmp_path), "--eval_alphas", "0", "--eval_corruptions", "none", "-j", "0", "--device", "cpu"])  # fmt: skip
     msg = error_line(capsys, e)
     assert msg.startswith("error:") and "17 joints" in msg and "ntu25" in msg and "\n" not in msg
 
@@ -179,7 +179,7 @@ def test_real_ntu_skeleton_files(tmp_path, capsys):
     cli.main(
         [
             "custom", "--ann_file", str(ann_file), "--run_dir", str(tmp_path), "--name", "mb", "--epochs", "1",
-            "-b", "3", "-j", "0", "--clip_len", "16", "--eval_alphas", "0", "--device", "cpu",
+            "-b", "3", "-j", "0", "--clip_len", "16", "--eval_alphas", "0", "--eval_corruptions", "none", "--device", "cpu",
             "--model_type", "motionbert", "--input_f", "Skeleton", *TINY_MB,
         ]
     )  # fmt: skip

@@ -93,6 +93,12 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def barrier(rt: Runtime) -> None:
+    """Wait for every rank (no-op without torchrun): e.g. until rank 0 has written a checkpoint."""
+    if rt.distributed:
+        dist.barrier()
+
+
 def all_reduce_sum(values: list[float], rt: Runtime) -> list[float]:
     """Sum plain numbers across ranks (identity without torchrun)."""
     if not rt.distributed:
