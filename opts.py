@@ -44,7 +44,7 @@ DATASET_DEFAULTS = {
         "input_f": "Skeleton",
         "model_cfg": [("base_channels", 16), ("stage_blocks", (2, 2, 2))],
         "clip_len": 32,
-        "epochs": 15,
+        "epochs": 20,
         "batch_size": 8,
         "lr": 0.05,
         "noise_alpha": 0.02,
