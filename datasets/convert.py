@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -76,14 +77,25 @@ class _Log:
             raise ConversionError(message)
 
 
+# NTU's official lists of samples with missing or incomplete skeletons (github.com/shahroudy/NTURGB-D,
+# folder Matlab; datasets/ntu_missing/README.md), skipped by `convert ntu` unless --keep_missing.
+MISSING_LISTS = {
+    "ntu60": Path(__file__).parent / "ntu_missing" / "NTU_RGBD_samples_with_missing_skeletons.txt",
+    "ntu120": Path(__file__).parent / "ntu_missing" / "NTU_RGBD120_samples_with_missing_skeletons.txt",
+}
+_NTU_NAME = re.compile(r"^S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}$")
+
+
 def read_name_list(path: str | Path) -> set[str]:
-    """Clip names, one per line (a `.skeleton` suffix and `#` comments are ignored)."""
+    """Clip names, one per line (a `.skeleton` suffix and `#` comments are ignored). A line that is not an
+    NTU name (SsssCcccPpppRrrrAaaa) is prose, as at the top of the official lists, when the others are."""
     names = set()
     for line in Path(path).read_text().splitlines():
         name = line.split("#", 1)[0].strip().removesuffix(".skeleton")
         if name:
             names.add(name)
-    return names
+    ntu = {n for n in names if _NTU_NAME.match(n)}
+    return ntu if ntu else names
 
 
 def convert_ntu(
@@ -277,10 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     ntu.add_argument(
         "--missing_list",
         metavar="FILE",
-        help="clip names (one per line) to skip: the official list of samples with missing skeletons, "
-        "NTU_RGBD_samples_with_missing_skeletons.txt (NTU60) or NTU_RGBD120_samples_with_missing_skeletons.txt "
-        "(NTU120) from github.com/shahroudy/NTURGB-D, folder Matlab; without it only files with no body in any "
-        "frame are skipped",
+        help="clip names (one per line) to skip; default: NTU's official list of samples with missing skeletons "
+        "for --benchmark (datasets/ntu_missing/). Files with no body in any frame are always skipped",
+    )
+    ntu.add_argument(
+        "--keep_missing",
+        action="store_true",
+        help="do not skip the samples of the official list (files with no body at all are still skipped)",
     )
     msr = sub.add_parser(
         "msr",
@@ -311,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = sys.stderr.isatty()
     try:
         if args.source == "ntu":
-            missing = read_name_list(args.missing_list) if args.missing_list else set()
+            listed = args.missing_list or MISSING_LISTS[args.benchmark]
+            missing = set() if args.keep_missing else read_name_list(listed)
             conv = convert_ntu(args.src_dir, args.benchmark, args.two_d, args.strict, missing, report, progress)
         else:
             conv = convert_msr(args.src_dir, args.two_d, args.strict, report, progress)

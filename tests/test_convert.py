@@ -457,3 +457,22 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
         write_pickle_atomic({"x": lambda: 0}, out)
     assert pickle.loads(out.read_bytes()) == {"x": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.pkl"]
+
+
+def test_cli_ntu_skips_the_official_missing_skeleton_list_by_default(tmp_path: Path, capsys) -> None:
+    """NTU's own list ships with the project: a listed sample is skipped unless --keep_missing."""
+    from datasets.convert import MISSING_LISTS, read_name_list
+
+    assert len(read_name_list(MISSING_LISTS["ntu60"])) == 302 and len(read_name_list(MISSING_LISTS["ntu120"])) == 535
+    assert read_name_list(MISSING_LISTS["ntu60"]) <= read_name_list(MISSING_LISTS["ntu120"])
+    src = tmp_path / "raw"
+    src.mkdir()
+    listed = "S001C002P005R002A008"  # the first name of NTU's list
+    write(src / f"{listed}.skeleton", simple_ntu(seed=3))
+    shutil.copy(NTU_FIX / f"{ONE}.skeleton", src)
+    out = tmp_path / "ntu.pkl"
+    assert main(["ntu", str(src), str(out)]) == 0
+    assert "1 in the missing-skeleton list" in capsys.readouterr().out
+    assert pack_annotations(load_pickle(out), num_classes=60).names == [ONE]
+    assert main(["ntu", str(src), str(out), "--keep_missing"]) == 0
+    assert sorted(pack_annotations(load_pickle(out), num_classes=60).names) == sorted([ONE, listed])
