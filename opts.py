@@ -207,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="contrastive temperature",
     )
     g.add_argument(
+        "--negatives",
+        default="all",
+        choices=["all", "other_class"],
+        help="negatives of the instance contrastive term: every other clip (TCL's loss) or only clips of another "
+        "class (their label; for unlabelled clips the clean view's predicted class)",
+    )
+    g.add_argument(
         "--ce_views",
         default="clean",
         choices=["clean", "noisy", "both"],
@@ -390,7 +397,8 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
         gamma=args.gamma, gamma2=args.gamma2, group=args.use_group_contrastive, temperature=args.temperature,
         detach_clean=not args.no_detach_clean, sup_epochs=args.sup_thresh,
         finetune_from=args.finetune_start_epoch if args.use_finetuning else None, threshold=args.threshold,
-        gamma_finetune=args.gamma_finetune, ce_views=args.ce_views, consistency=args.consistency,
+        gamma_finetune=args.gamma_finetune, ce_views=args.ce_views, negatives=args.negatives,
+        consistency=args.consistency,
         consistency_weight=args.consistency_weight,
     )  # fmt: skip
     suite = [] if args.eval_corruptions == ["none"] else args.eval_corruptions

@@ -51,6 +51,7 @@ class LossConfig:
     threshold: float = 0.8
     gamma_finetune: float = 1.0
     ce_views: str = "clean"
+    negatives: str = "all"
     consistency: str = "none"
     consistency_weight: float = 1.0
 
@@ -123,7 +124,12 @@ def objective(
             terms["pseudo"] = pseudo_label_loss(clean, noisy, cfg.threshold)
         else:
             if cfg.gamma > 0 or cfg.group:
-                terms["instance"] = instance_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
+                groups = None
+                if cfg.negatives == "other_class":
+                    groups = labels if pair[0] == "labelled" else clean.detach().argmax(dim=1)
+                terms["instance"] = instance_contrastive_loss(
+                    clean, noisy, cfg.temperature, detach_a=cfg.detach_clean, groups=groups
+                )
             if cfg.group:
                 terms["group"] = group_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
             if cfg.consistency != "none":

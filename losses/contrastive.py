@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 
-def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, valid: Tensor | None = None) -> Tensor:
+def nt_xent(
+    z_a: Tensor, z_b: Tensor, temperature: float = 0.5, valid: Tensor | None = None, groups: Tensor | None = None
+) -> Tensor:
     """Symmetric NT-Xent loss with cosine similarity (TCL's ``simclr_loss`` with ``normalize=True``).
 
     The K pairs ``(z_a[i], z_b[i])`` are positives; every other of the 2K vectors is a negative. With
@@ -50,6 +52,10 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, valid: Tensor | 
         valid: optional (K,) bool mask. Pairs where it is False take no part at all: they are neither
             anchors nor negatives, and the mean runs over the 2 * valid.sum() remaining rows (0 when no
             pair is valid). This lets the group loss keep a fixed shape instead of indexing on the host.
+        groups: optional (K,) integer class of each pair. A vector is then no negative of the vectors of
+            its own class (other pairs of the same class are left out of the denominator, as supervised
+            contrastive learning leaves out same-class samples); None is TCL's loss, every other vector a
+            negative.
 
     Returns:
         Scalar loss tensor (natural-log units, dtype of the inputs).
@@ -65,6 +71,13 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, valid: Tensor | 
         # Invalid columns are no negatives. Invalid rows keep all their columns so that their (discarded)
         # logsumexp stays finite: a row of only -inf would put NaN into the backward pass.
         exclude = (exclude | ~valid2[None, :]) & valid2[:, None]
+    if groups is not None:
+        g = torch.cat([groups, groups])  # (2K,)
+        same = (g[:, None] == g[None, :]) & ~torch.eye(2 * k, dtype=torch.bool, device=z.device)
+        same[rows, (rows + k) % (2 * k)] = False  # the positive stays
+        if valid is not None:
+            same &= valid2[:, None]  # discarded rows keep their columns (see above)
+        exclude = exclude | same
     row_loss = torch.logsumexp(sim.masked_fill(exclude, float("-inf")), dim=1) - positive  # (2K,)
     if valid is None:
         return row_loss.mean()
@@ -74,7 +87,7 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, valid: Tensor | 
 
 
 def instance_contrastive_loss(
-    logits_a: Tensor, logits_b: Tensor, temperature: float = 0.5, detach_a: bool = True
+    logits_a: Tensor, logits_b: Tensor, temperature: float = 0.5, detach_a: bool = True, groups: Tensor | None = None
 ) -> Tensor:
     """TCL's instance contrastive loss: NT-Xent between the softmax outputs of two views.
 
@@ -85,13 +98,15 @@ def instance_contrastive_loss(
         logits_b: (N, C) logits of the second (noisy) view; sample i of both views is the same clip.
         temperature: NT-Xent temperature.
         detach_a: stop gradients into the first view, as TCL does (it acts as the target).
+        groups: optional (N,) class of each clip (label, or pseudo-label): clips of one class are then no
+            negatives of each other (`nt_xent`); None is TCL's loss.
 
     Returns:
         Scalar loss tensor.
     """
     if detach_a:
         logits_a = logits_a.detach()
-    return nt_xent(logits_a.softmax(dim=1), logits_b.softmax(dim=1), temperature)
+    return nt_xent(logits_a.softmax(dim=1), logits_b.softmax(dim=1), temperature, groups=groups)
 
 
 def _group_means(probs: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:

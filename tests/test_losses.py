@@ -225,3 +225,33 @@ def test_consistency_losses_on_a_hand_computed_case():
     clean, noisy = a.clone().requires_grad_(), (a + 1).requires_grad_()
     kl_consistency(clean, noisy * 2).backward()
     assert clean.grad is None and noisy.grad.abs().sum() > 0
+
+
+def test_nt_xent_without_same_class_negatives_on_a_hand_computed_case():
+    """Three pairs of identical vectors e0, e0, e1 with classes 0, 0, 1, temperature 0.5: a row of class 0
+    keeps only the two vectors of class 1 as negatives (cos 0), a row of class 1 all four."""
+    from losses import nt_xent
+
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    got = nt_xent(z, z, 0.5, groups=torch.tensor([0, 0, 1])).item()
+    e2 = math.exp(2.0)
+    expected = (4 * (math.log(e2 + 2) - 2) + 2 * (math.log(e2 + 4) - 2)) / 6
+    assert got == pytest.approx(expected, rel=1e-6)
+    # Every pair its own class: TCL's loss; one class for all: only positives, loss 0.
+    a, b = torch.rand(5, 4), torch.rand(5, 4)
+    assert torch.allclose(nt_xent(a, b, 0.5, groups=torch.arange(5)), nt_xent(a, b, 0.5))
+    assert nt_xent(a, b, 0.5, groups=torch.zeros(5, dtype=torch.long)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_tcl_instance_term_rewards_putting_one_class_into_several():
+    """Why --gamma 5 stops learning (README): on a batch with two clips of a class, confident correct
+    predictions cost more instance loss than giving every clip its own (wrong) class; without same-class
+    negatives both cost the same, and cross-entropy decides."""
+    from losses import instance_contrastive_loss
+
+    y = torch.tensor([0, 0, 1, 2])
+    correct = 10 * torch.nn.functional.one_hot(y, 4).float()
+    spread = 10 * torch.eye(4)  # clip i -> class i: the second clip of class 0 is wrong
+    assert instance_contrastive_loss(spread, spread) < instance_contrastive_loss(correct, correct) - 0.1
+    masked = instance_contrastive_loss(correct, correct, groups=y), instance_contrastive_loss(spread, spread, groups=y)
+    assert masked[0].item() == pytest.approx(masked[1].item(), abs=1e-5)
