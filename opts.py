@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import sys
 
 from datasets.catalog import CATALOG
@@ -58,6 +59,21 @@ def dataset_defaults(dataset: str, model_type: str) -> dict:
     return dict(DATASET_DEFAULTS.get((dataset, model_type), {}))
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a float that is neither NaN nor infinite."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (and a pointer to --help), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parse_cfg_item(text: str) -> tuple[str, object]:
     """Parse KEY=VALUE with VALUE as a Python literal (int, float, tuple, bool) or a plain string."""
     if "=" not in text:
@@ -80,7 +96,7 @@ def _shown(value) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="main.py",
         description="Train and evaluate noise-robust skeleton action recognisers (PoseConv3D, MotionBERT, TSM).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -128,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-j", "--workers", type=int, default=2, help="data loading worker processes")
     g.add_argument(
         "--val_fraction",
-        type=float,
+        type=finite_float,
         default=0.1,
         help="part of the training clips held out (whole subjects where the clip names carry them) to choose the "
         "best epoch; the test split is scored only at the end, with the chosen and the last checkpoint",
@@ -146,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override backbone constructor arguments, e.g. --model_cfg depth=2 dim_feat=64",
     )
-    g.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier")
+    g.add_argument("--dropout", type=finite_float, default=0.5, help="dropout before the classifier")
     g.add_argument("--pretrained", default=None, help="backbone weights to fine-tune from (pyskl, MotionBERT, ours)")
     g.add_argument("--tune_from", default=None, help="whole-model weights; a new head if the class count differs")
     g.add_argument(
@@ -166,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("noise")
     g.add_argument(
         "--noise_alpha",
-        type=float,
+        type=finite_float,
         default=0.1,
         help="std of the Gaussian joint noise of the second view, as a fraction of the frame's mean side",
     )
@@ -188,21 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--eval_alphas",
-        type=float,
+        type=finite_float,
         nargs="+",
         default=list(DEFAULT_EVAL_ALPHAS),
         help="jitter levels (Gaussian noise alpha) of the robustness evaluation, besides the suite",
     )
 
     g = p.add_argument_group("loss")
-    g.add_argument("--gamma", type=float, default=5.0, help="weight of the instance contrastive loss")
-    g.add_argument("--gamma2", type=float, default=0.0, help="weight of the group contrastive loss")
+    g.add_argument("--gamma", type=finite_float, default=5.0, help="weight of the instance contrastive loss")
+    g.add_argument("--gamma2", type=finite_float, default=0.0, help="weight of the group contrastive loss")
     g.add_argument("--use_group_contrastive", action="store_true", help="compute the group contrastive loss")
     g.add_argument(
         "--temperature",
         "--Temperature",
         dest="temperature",
-        type=float,
+        type=finite_float,
         default=0.5,
         help="contrastive temperature",
     )
@@ -225,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["none", "js", "kl"],
         help="consistency between the two views' class distributions: Jensen-Shannon (AugMix) or KL to the clean view",
     )
-    g.add_argument("--consistency_weight", type=float, default=1.0, help="weight of the consistency term")
+    g.add_argument("--consistency_weight", type=finite_float, default=1.0, help="weight of the consistency term")
     g.add_argument(
         "--no_detach_clean",
         action="store_true",
@@ -235,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("semi-supervised")
     g.add_argument(
         "--percentage",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="UNLABELLED fraction of the training set (TCL's meaning): 0.95 keeps labels for 5%% of the clips",
     )
@@ -244,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sup_thresh", type=int, default=0, help="first epochs trained with cross-entropy only")
     g.add_argument("--use_finetuning", action="store_true", help="TCL's pseudo-label fine-tuning stage")
     g.add_argument("--finetune_start_epoch", type=int, default=400, help="first epoch of the fine-tuning stage")
-    g.add_argument("--gamma_finetune", type=float, default=1.0, help="weight of the pseudo-label loss")
-    g.add_argument("--threshold", type=float, default=0.8, help="pseudo-label confidence threshold")
+    g.add_argument("--gamma_finetune", type=finite_float, default=1.0, help="weight of the pseudo-label loss")
+    g.add_argument("--threshold", type=finite_float, default=0.8, help="pseudo-label confidence threshold")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=20, help="training epochs")
@@ -253,19 +269,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--valbatchsize", type=int, default=16, help="clips per evaluation step")
     g.add_argument(
         "--lr",
-        type=float,
+        type=finite_float,
         default=0.1,
         help="PoseConv3D, TSM: SGD (Nesterov) learning rate, decayed per step by --lr_type",
     )
     g.add_argument("--lr_type", default="cos", choices=["cos", "step"], help="SGD schedule: cosine or step")
     g.add_argument("--lr_steps", type=int, nargs="+", default=[50, 100], help="step schedule: epochs x0.1")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=3e-4, help="SGD weight decay")
-    g.add_argument("--lr_backbone1", type=float, default=1e-4, help="MotionBERT: AdamW learning rate of the backbone")
-    g.add_argument("--lr_head1", type=float, default=1e-3, help="MotionBERT: AdamW learning rate of the head")
-    g.add_argument("--lr_decay1", type=float, default=0.99, help="MotionBERT: learning rates x this every epoch")
-    g.add_argument("--weight_decay1", type=float, default=0.01, help="MotionBERT: AdamW weight decay")
-    g.add_argument("--gd", "--clip-gradient", dest="gd", type=float, default=20.0, help="max gradient norm (0: off)")
+    g.add_argument("--momentum", type=finite_float, default=0.9, help="SGD momentum")
+    g.add_argument(
+        "--wd", "--weight-decay", dest="weight_decay", type=finite_float, default=3e-4, help="SGD weight decay"
+    )
+    g.add_argument(
+        "--lr_backbone1", type=finite_float, default=1e-4, help="MotionBERT: AdamW learning rate of the backbone"
+    )
+    g.add_argument("--lr_head1", type=finite_float, default=1e-3, help="MotionBERT: AdamW learning rate of the head")
+    g.add_argument("--lr_decay1", type=finite_float, default=0.99, help="MotionBERT: learning rates x this every epoch")
+    g.add_argument("--weight_decay1", type=finite_float, default=0.01, help="MotionBERT: AdamW weight decay")
+    g.add_argument(
+        "--gd", "--clip-gradient", dest="gd", type=finite_float, default=20.0, help="max gradient norm (0: off)"
+    )
 
     g = p.add_argument_group("runtime")
     g.add_argument("--seed", type=int, default=0, help="seed of everything random")
@@ -430,7 +452,7 @@ def run_name(args: argparse.Namespace) -> str:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="main.py predict",
         description="Top-5 action classes of each clip of a pyskl pickle, an NTU .skeleton file or a video.",
     )

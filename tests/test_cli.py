@@ -156,6 +156,9 @@ def test_evaluate_checkpoint(tmp_path, ann_file):
         ["--model_cfg", "nonsense=3"],
         ["--use_finetuning"],
         ["--input_f", "Heatmap", "--in_channels", "68"],  # Heatmap needs 17
+        ["--noise_alpha", "nan"],
+        ["--lr", "inf"],
+        ["--no_such_flag"],
     ],
 )
 def test_bad_flags_exit_2(tmp_path, ann_file, extra, capsys):
@@ -163,7 +166,7 @@ def test_bad_flags_exit_2(tmp_path, ann_file, extra, capsys):
         cli.main(base(tmp_path, ann_file, "bad", *extra))
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err and "error" in err[-1]
+    assert len(err) == 1 and "error: " in err[0]  # one line, no usage block
 
 
 def test_missing_annotation_file_is_one_line(tmp_path, capsys):
