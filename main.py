@@ -129,16 +129,18 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
 
 def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cfg: RunConfig, ev: EvalConfig,
                 rt: Runtime, logger: RunLogger) -> list[dict]:  # fmt: skip
-    """The robustness sweep of the test split with the checkpoint chosen on the validation part (best.pt)
-    and with the last one; when they are the same epoch, once, its rows listed under both names."""
+    """The robustness sweep of the test split with the checkpoints of ev.checkpoints: the one chosen on the
+    validation part (best.pt) and the last one; when they are the same epoch, once, its rows listed under
+    both names."""
     last_epoch = epochs - 1
+    names = list(ev.checkpoints)
+    if not (run_dir / "best.pt").exists():  # no validation part: the last checkpoint is the only one
+        names = ["last"]
     rows = []
-    for name in ("best", "last"):
+    for name in names:
         path = run_dir / f"{name}.pt"
         epoch = best["epoch"] if name == "best" else last_epoch
-        if name == "best" and not path.exists():
-            continue  # no validation part: the last checkpoint is the only one
-        if name == "last" and rows and best["epoch"] == last_epoch:
+        if name == "last" and rows and rows[0]["checkpoint"] == "best" and best["epoch"] == last_epoch:
             rows += [{**r, "checkpoint": "last"} for r in rows]
             break
         model.load_state_dict(read_checkpoint(path)["model"])

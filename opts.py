@@ -203,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
         "light, moderate and severe levels), FAMILY, FAMILY:LEVEL, FAMILY:SEVERITY, or none",
     )
     g.add_argument(
+        "--sweep_checkpoints",
+        nargs="+",
+        choices=["best", "last"],
+        default=["best", "last"],
+        help="checkpoints scored on the test split at the end of training: the one chosen on the validation part, "
+        "the last one, or both",
+    )
+    g.add_argument(
         "--eval_alphas",
         type=finite_float,
         nargs="+",
@@ -426,7 +434,7 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
     suite = [] if args.eval_corruptions == ["none"] else args.eval_corruptions
     ev = EvalConfig(
         alphas=tuple(args.eval_alphas), num_clips=args.num_clips, corruptions=tuple(parse_corruptions(suite)),
-        test_flip=args.test_flip,
+        test_flip=args.test_flip, checkpoints=tuple(dict.fromkeys(args.sweep_checkpoints)),
         batch_size=args.valbatchsize, workers=args.workers, seed=args.seed,
     )  # fmt: skip
     return train, optim, loss, ev

@@ -163,6 +163,7 @@ class EvalConfig:
 
     alphas: tuple[float, ...] = (0.0,)
     corruptions: tuple[tuple[str, float], ...] = ()
+    checkpoints: tuple[str, ...] = ("best", "last")  # scored at the end of training
     num_clips: int = 1
     test_flip: bool = False
     batch_size: int = 16

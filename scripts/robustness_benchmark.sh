@@ -9,7 +9,8 @@
 # tcl (cross-entropy + TCL's instance contrastive term, gamma 1), tcl_group (+ TCL's group term). The
 # corrupted view is jitter at alpha 0.02 for all. Backbones: the small PoseConv3D of the README on the 2D
 # joint coordinates, the small MotionBERT on the 3D joints. Knobs: SEEDS, JOBS (runs at once, one torch
-# thread each), EPOCHS_POSE, EPOCHS_MB, OUT, PYTHON.
+# thread each), EPOCHS_POSE, EPOCHS_MB, BACKBONES (pose, mb or both), OUT, PYTHON. The test split is
+# scored with the checkpoint chosen on held-out training subjects (--sweep_checkpoints best).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -18,11 +19,12 @@ OUT=${OUT:-runs/robustness_benchmark}
 SEEDS=${SEEDS:-"0 1 2"}
 JOBS=${JOBS:-2}
 EPOCHS_POSE=${EPOCHS_POSE:-20}
-EPOCHS_MB=${EPOCHS_MB:-20}
-EXTRA=()
+EPOCHS_MB=${EPOCHS_MB:-10}
+BACKBONES=${BACKBONES:-"pose mb"}
+EXTRA=(--sweep_checkpoints best)
 if [[ "${SMOKE:-0}" == 1 ]]; then
   SEEDS=0 EPOCHS_POSE=1 EPOCHS_MB=1 OUT=${OUT}_smoke
-  EXTRA=(--max_steps 2 --eval_corruptions missing_joints:light swap:light frame_rate:light --eval_alphas 0 0.02)
+  EXTRA+=(--max_steps 2 --eval_corruptions missing_joints:light swap:light frame_rate:light --eval_alphas 0 0.02)
 fi
 if [[ ! -d "$SRC" ]]; then
   echo "robustness_benchmark.sh: error: MSR Action3D not found at $SRC; pass its folder (see ../shared/data)" >&2
@@ -50,7 +52,7 @@ MB=(custom --ann_file "$OUT/data/msr3d.pkl" --model_type motionbert --input_f Sk
 
 rm -rf "$OUT/jobs" && mkdir -p "$OUT/jobs" "$OUT/pose" "$OUT/mb"
 n=0
-for backbone in pose mb; do
+for backbone in $BACKBONES; do
   for obj in $ORDER; do
     for seed in $SEEDS; do
       if [[ $backbone == pose ]]; then base=("${POSE[@]}"); else base=("${MB[@]}"); fi
@@ -66,6 +68,7 @@ done
 ls "$OUT"/jobs/*.sh | xargs -P "$JOBS" -n 1 bash
 
 for backbone in pose mb; do
+  [[ -d "$OUT/$backbone/ce_s${SEEDS%% *}" ]] || continue
   runs=()
   for obj in $ORDER; do for seed in $SEEDS; do runs+=("$OUT/$backbone/${obj}_s$seed"); done; done
   echo "== $backbone"

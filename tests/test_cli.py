@@ -468,3 +468,10 @@ def test_baseline_objectives_and_training_corruptions_train(tmp_path, ann_file, 
     assert all(np.isfinite(r["loss"]) for r in train) and out["robustness"][0]["clips"] > 0
     if "--consistency" in objective:
         assert "consistency" in train[0] and "instance" not in train[0]
+
+
+def test_no_validation_part_scores_the_last_checkpoint_only(tmp_path, ann_file):
+    out = cli.main(base(tmp_path, ann_file, "noval", "--input_f", "Skeleton", "--val_fraction", "0",
+                        "--sweep_checkpoints", "best", *TINY_POSE))  # fmt: skip
+    assert {r["checkpoint"] for r in out["robustness"]} == {"last"} and not (tmp_path / "noval" / "best.pt").exists()
+    assert not rows(tmp_path / "noval", "val")
