@@ -35,7 +35,10 @@ from datasets.noise import add_joint_noise
 from datasets.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
 
 NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item (and a collated batch)
-PIPELINES = ("pose", "motionbert")
+# The two data paths: rendered volumes (pyskl's pose pipeline) and joint coordinates (MotionBERT's
+# preprocessing, for any model that reads joints). The names are stored in checkpoints' run configuration.
+VOLUME_PIPELINE, JOINTS_PIPELINE = "pose", "motionbert"
+PIPELINES = (VOLUME_PIPELINE, JOINTS_PIPELINE)
 
 
 def _top_persons(kp: np.ndarray, score: np.ndarray, max_persons: int) -> tuple[np.ndarray, np.ndarray]:

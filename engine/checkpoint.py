@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from datasets.annotations import AnnotationError, KeypointStore
+from datasets.clips import JOINTS_PIPELINE
 from datasets.layouts import Layout
 from engine.config import RunConfig
 from models import create_model
@@ -78,9 +79,9 @@ def load_run_model(
 
 
 def check_fits(store: KeypointStore, cfg: RunConfig, layout: Layout, source: str) -> None:
-    """The keypoints must fit the model: its joint layout, and for MotionBERT the dimension it was trained
-    on (rendered inputs take 3D clips through datasets/clips.project_3d)."""
-    if store.coord_dim != cfg.coord_dim and cfg.pipeline != "pose":
+    """The keypoints must fit the model: its joint layout, and for a model of joint coordinates the
+    dimension it was trained on (rendered inputs take 3D clips through datasets/clips.project_3d)."""
+    if store.coord_dim != cfg.coord_dim and cfg.pipeline == JOINTS_PIPELINE:
         raise AnnotationError(
             f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model was trained on "
             f"{cfg.coord_dim}D keypoints ({layout.name}); give it keypoints of that kind"

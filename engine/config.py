@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datasets.clips import JOINTS_PIPELINE, VOLUME_PIPELINE
 from datasets.layouts import Layout
 from datasets.render import input_channels
 from models import get_spec
@@ -23,7 +24,7 @@ class RunConfig:
 
     model_name: str  # registry name
     model_cfg: dict  # constructor keyword arguments
-    pipeline: str  # 'pose' (rendered volumes) or 'motionbert' (joint coordinates)
+    pipeline: str  # datasets/clips.py: 'pose' (rendered volumes) or 'motionbert' (joint coordinates)
     input_format: str  # Heatmap | Limb | Grayscale | Skeleton
     clip_len: int
     input_size: int
@@ -35,7 +36,7 @@ class RunConfig:
 
 
 # The data path of each kind of model input (models/registry.py `reads`).
-PIPELINES = {"volume": "pose", "joints": "motionbert"}
+PIPELINES = {"volume": VOLUME_PIPELINE, "joints": JOINTS_PIPELINE}
 
 
 def resolve_run_config(
@@ -66,10 +67,10 @@ def resolve_run_config(
     if num_joints != layout.num_joints:
         raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
     pipeline = PIPELINES[spec.reads]
-    if pipeline == "motionbert" and layout.name != "coco17" and coord_dim == 2:
+    if pipeline == JOINTS_PIPELINE and layout.name != "coco17" and coord_dim == 2:
         raise UserError(
-            f"MotionBERT's 2D preprocessing maps COCO-17 joints to H36M; 2D layout {layout.name} is not "
-            "supported (3D files of any layout are)"
+            f"the 2D joint-coordinate preprocessing (MotionBERT's) maps COCO-17 joints to H36M; 2D layout "
+            f"{layout.name} is not supported (3D files of any layout are)"
         )
     if spec.reads == "volume":
         needed = input_channels(fmt, max_persons, layout)

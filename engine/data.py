@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from datasets.annotations import KeypointStore
 from datasets.catalog import get_spec, load_store, split_names
-from datasets.clips import NOISY_PREFIX, SkeletonClips
+from datasets.clips import JOINTS_PIPELINE, NOISY_PREFIX, SkeletonClips
 from datasets.label_maps import LABEL_MAPS, ntu_label_map
 from datasets.layouts import Layout, get_layout
 from datasets.render import input_channels, render
@@ -204,9 +204,9 @@ def model_input(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Keypoint batch on the device -> model input. Pose: (B, M, T, V, 2) -> rendered (B, C, T, H, W)
-    (2B with `double`; into `out` when given, Heatmap and Limb only); MotionBERT: (B, 2, T, 17, 3) is
-    already its input."""
-    if cfg.pipeline == "motionbert":
+    (2B with `double`; into `out` when given, Heatmap and Limb only); joint coordinates (B, M, T, V, 3)
+    are already the input."""
+    if cfg.pipeline == JOINTS_PIPELINE:
         return kp
     size = (cfg.input_size, cfg.input_size)
     return render(cfg.input_format, kp, score, size, layout=layout, double=double, out=out)

@@ -20,7 +20,7 @@ from utils.runtime import Runtime, all_reduce_sum
 def batch_probs(model, batch: dict, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool) -> torch.Tensor:
     """Class probabilities (B, C) of a test batch, pyskl's multi-clip test: softmax per clip view (and
     flipped view), then the mean over the views."""
-    kp = batch["keypoint"].to(rt.device)  # (B, S, M, T, V, 2); MotionBERT (B, S, 2, T, 17, 3)
+    kp = batch["keypoint"].to(rt.device)  # (B, S, M, T, V, 2); joint coordinates (B, S, M, T, V, 3)
     b = kp.shape[0]
     score = batch["keypoint_score"].to(rt.device).flatten(0, 1) if "keypoint_score" in batch else None
     x = model_input(kp.flatten(0, 1), score, cfg, layout, double=test_flip)  # (B*S*D, ...)

@@ -3,7 +3,7 @@
 Which family a backbone trains with is part of its registry contract (`ModelSpec.optimizer`):
 - 'sgd': SGD (Nesterov) over every trainable parameter, with TCL's cosine or step schedule per step;
 - 'adamw': AdamW over the model's `param_groups()`, a backbone and a head learning rate, x lr_decay
-  after every epoch (MotionBERT's fine-tuning).
+  after every epoch (the recipe of MotionBERT's fine-tuning).
 The schedule is a pure function of the position in the run (`lr_factor`); `set_lr` applies it before
 every step, so an epoch of any length (a short supervised warm-up epoch, a resumed one) gets the right
 learning rate.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.clips import JOINTS_PIPELINE
 from datasets.inputs import InputError, pack_unlabelled, read_input
 from datasets.label_maps import class_names
 from datasets.layouts import get_layout
@@ -59,10 +60,12 @@ def run_predict(opts: PredictOptions) -> dict:
     layout = get_layout(cfg.layout)
     num_clips = opts.num_clips if opts.num_clips is not None else int(trained.get("num_clips", 1))
     test_flip = opts.test_flip if opts.test_flip is not None else bool(trained.get("test_flip", False))
-    if test_flip and cfg.pipeline == "motionbert":
-        raise InputError("--test_flip is for rendered volumes (PoseConv3D, TSM), not MotionBERT: use --no-test_flip")
-    if num_clips > 1 and cfg.pipeline == "motionbert":  # its test view is the whole clip, resampled (main.py too)
-        raise InputError("--num_clips is for PoseConv3D and TSM: MotionBERT tests the whole clip, resampled once")
+    if test_flip and cfg.pipeline == JOINTS_PIPELINE:
+        raise InputError(
+            f"--test_flip is for rendered volumes, not {cfg.model_name}'s joint coordinates: use --no-test_flip"
+        )
+    if num_clips > 1 and cfg.pipeline == JOINTS_PIPELINE:  # its test view is the whole clip, resampled (main.py too)
+        raise InputError(f"--num_clips is for rendered volumes: {cfg.model_name} tests the whole clip, resampled once")
 
     source = Path(opts.input).name
     # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres.

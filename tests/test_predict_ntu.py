@@ -65,7 +65,8 @@ def train(root, src, name: str) -> dict:
     cli.main(
         [
             "custom", "--ann_file", str(ann_file), "--run_dir", str(root), "--name", name, "--epochs", "1",
-            "-b", "3", "-j", "0", "--clip_len", "8", "--input_size", "32", "--eval_alphas", "0", "--eval_corruptions", "none", "--device", "cpu",
+            "-b", "3", "-j", "0", "--clip_len", "8", "--input_size", "32", "--eval_alphas", "0",
+            "--eval_corruptions", "none", "--device", "cpu",
             *train_flags,
         ]
     )  # fmt: skip
@@ -156,7 +157,8 @@ def test_evaluate_refuses_data_of_another_layout(trained, tmp_path, capsys):
     )
     with pytest.raises(SystemExit) as e:
         cli.main(["custom", "--ann_file", str(clip_file), "--evaluate", str(trained("pose3d")["ckpt"]),
-                  "--run_dir", str(tmp_path), "--eval_alphas", "0", "--eval_corruptions", "none", "-j", "0", "--device", "cpu"])  # fmt: skip
+                  "--run_dir", str(tmp_path), "--eval_alphas", "0",
+                  "--eval_corruptions", "none", "-j", "0", "--device", "cpu"])  # fmt: skip
     msg = error_line(capsys, e)
     assert msg.startswith("error:") and "17 joints" in msg and "ntu25" in msg and "\n" not in msg
 
@@ -167,7 +169,7 @@ def test_motionbert_refuses_rendered_views(trained, skeletons, flag, capsys):
     with pytest.raises(SystemExit) as e:
         run_predict(trained("motionbert")["ckpt"], skeletons / f"{TEST[0]}.skeleton", *flag)
     msg = error_line(capsys, e)
-    assert msg.startswith("error:") and flag[0] in msg and "MotionBERT" in msg and "\n" not in msg
+    assert msg.startswith("error:") and flag[0] in msg and "motionbert" in msg.lower() and "\n" not in msg
 
 
 def test_real_ntu_skeleton_files(tmp_path, capsys):
@@ -179,7 +181,8 @@ def test_real_ntu_skeleton_files(tmp_path, capsys):
     cli.main(
         [
             "custom", "--ann_file", str(ann_file), "--run_dir", str(tmp_path), "--name", "mb", "--epochs", "1",
-            "-b", "3", "-j", "0", "--clip_len", "16", "--eval_alphas", "0", "--eval_corruptions", "none", "--device", "cpu",
+            "-b", "3", "-j", "0", "--clip_len", "16", "--eval_alphas", "0",
+            "--eval_corruptions", "none", "--device", "cpu",
             "--model_type", "motionbert", "--input_f", "Skeleton", *TINY_MB,
         ]
     )  # fmt: skip
