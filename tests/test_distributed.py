@@ -23,7 +23,8 @@ def test_torchrun_two_cpu_processes(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "main.py", "synthetic", "--ann_file", str(ann), "--run_dir", str(tmp_path), "--name", "ddp",
         "--epochs", "1", "--max_steps", "2", "-b", "4", "--valbatchsize", "8", "-j", "0", "--clip_len", "8",
-        "--input_size", "32", "--input_f", "Skeleton", "--eval_alphas", "0", "0.1", "--eval_corruptions", "none", "--device", "cpu",
+        "--input_size", "32", "--input_f", "Skeleton", "--eval_alphas", "0", "0.1",
+        "--eval_corruptions", "none", "--device", "cpu",
         "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -37,7 +37,8 @@ def setup(tmp_path_factory):
         [
             "synthetic", "--ann_file", str(train_file), "--run_dir", str(root), "--name", "run",
             "--epochs", "1", "--max_steps", "1", "-b", "4", "-j", "0", "--clip_len", "8", "--input_size", "32",
-            "--eval_alphas", "0", "--eval_corruptions", "none", "--device", "cpu", "--num_clips", "2", "--test_flip", *TINY_POSE,
+            "--eval_alphas", "0",
+            "--eval_corruptions", "none", "--device", "cpu", "--num_clips", "2", "--test_flip", *TINY_POSE,
         ]
     )  # fmt: skip
     val = set(data["split"]["xsub_val"])
@@ -75,7 +76,8 @@ def test_equals_main_evaluate(setup, tmp_path, eval_logits):
     out = cli.main(
         [
             "synthetic", "--ann_file", str(setup["clip_file"]), "--evaluate", str(setup["ckpt"]),
-            "--run_dir", str(tmp_path), "--name", "ev", "--eval_alphas", "0", "--eval_corruptions", "none", "--num_clips", "2", "--test_flip",
+            "--run_dir", str(tmp_path), "--name", "ev", "--eval_alphas", "0",
+            "--eval_corruptions", "none", "--num_clips", "2", "--test_flip",
             "--valbatchsize", "3", "-j", "0", "--device", "cpu",
         ]
     )  # fmt: skip
