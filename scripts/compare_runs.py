@@ -212,7 +212,7 @@ def format_rows(rows: list[list[str]], left: int) -> str:
     )  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Compare the robustness of several runs on every corruption family: summary (clean, mCA, "
         "relative robustness, per-family means), per-severity table and plots.",
@@ -232,31 +232,28 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="one column per group of runs named NAME_s<digits>: mean ± std (ddof 1) over the seeds",
     )
-    args = p.parse_args(argv)
+    return p
 
-    try:
-        runs = load_runs(args.runs, args.metric, args.checkpoint)
-    except (FileNotFoundError, ValueError) as e:
-        print("error: " + str(e).replace("\n", " "), file=sys.stderr)
-        sys.exit(2)
-    groups = group_runs(runs, args.seeds)
-    sums = {r.label: summarize(r) for r in runs}
 
-    # Families in datasets/corruptions.py's order, any other after them in the order the runs hold them.
+def table_keys(runs: list) -> tuple[list, list[str]]:
+    """The (family, severity) rows of the table, the clean row first, then the families in
+    datasets/corruptions.py's order (any other after them, in the order the runs hold them)."""
     keys = list(dict.fromkeys(k for r in runs for k in r.acc))
     held = dict.fromkeys(f for f, _ in keys if f != "clean")
     families = [f for f in FAMILIES if f in held] + [f for f in held if f not in FAMILIES]
     keys = [("clean", 0.0)] * (("clean", 0.0) in keys) + sorted(
         (k for k in keys if k[0] != "clean"), key=lambda k: (families.index(k[0]), k[1])
     )
-    levels = {k: next((r.levels[k] for r in runs if r.levels.get(k)), "") for k in keys}
-    suite_families = [f for f in families if any(f in s["families"] for s in sums.values())]
+    return keys, families
 
+
+def summarize_groups(groups: dict, sums: dict, suite_families: list[str], seeds: bool) -> dict[str, dict]:
+    """One summary entry per column: n, runs, the means of STATS and of each family, their std and stats."""
     summary: dict[str, dict] = {}
     for col, members in groups.items():
         ms = [sums[r.label] for r in members]
         entry: dict = {"n": len(members), "runs": [r.label for r in members]}
-        if not args.seeds:
+        if not seeds:
             entry |= {"checkpoint": members[0].checkpoint, "epoch": members[0].epoch}
         stats = {name: stat([m[name] for m in ms]) for name in STATS}
         fam_stats = {f: stat([m["families"].get(f) for m in ms]) for f in suite_families}
@@ -266,11 +263,11 @@ def main(argv: list[str] | None = None) -> dict:
         entry["std"]["families"] = {f: s.std for f, s in fam_stats.items() if s}
         entry["stats"] = {**stats, **fam_stats}
         summary[col] = entry
-    cells = {
-        k: {col: stat([r.acc.get(k) for r in members]) for col, members in groups.items()} for k in keys
-    }  # fmt: skip
+    return summary
 
-    # The summary.
+
+def print_tables(args, summary, suite_families, groups, keys, levels, cells) -> None:
+    """The summary, then the table: one block per family, the clean row first."""
     metric = args.metric.replace("top", "top-")
     print(f"summary: checkpoint {args.checkpoint}, {metric} accuracy (%), mCA over the suite, relative = mCA / clean")
     head = ["group", "n"] if args.seeds else ["run", "checkpoint", "epoch"]
@@ -280,8 +277,6 @@ def main(argv: list[str] | None = None) -> dict:
         nums = [fmt(e["stats"][name], e["n"], 3 if name == "relative" else 2) for name in STATS]
         rows.append([*first, *nums, *(fmt(e["stats"][f], e["n"]) for f in suite_families)])
     print(format_rows(rows, len(head)))
-
-    # The table, one block per family, the clean row first.
     print(f"\n{metric} accuracy (%) by family, level and severity")
     rows = [["family", "level", "severity", *groups]]
     for i, k in enumerate(keys):
@@ -290,12 +285,15 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append([k[0], levels[k] or "-", f"{k[1]:g}", *(fmt(cells[k][c], len(groups[c])) for c in groups)])
     print(format_rows(rows, 3))
 
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def write_outputs(args, summary, suite_families, groups, keys, levels, cells, families) -> list[Path]:
+    """summary.csv, comparison.csv and one plot per family in args.out; returns the paths."""
     args.out.mkdir(parents=True, exist_ok=True)
     written = [args.out / "summary.csv", args.out / "comparison.csv"]
-
-    def num(x: float | None, digits: int = 4) -> str:
-        return "" if x is None else f"{x:.{digits}f}"
-
     with open(written[0], "w", newline="") as f:
         w = csv.writer(f)
         names = [*STATS, *suite_families]
@@ -306,19 +304,18 @@ def main(argv: list[str] | None = None) -> dict:
         for col, e in summary.items():
             vals = [e["stats"][name] for name in names]
             if args.seeds:
-                pairs = [c for s in vals for c in (num(s and s.mean, 6), num(s and s.std, 6))]
+                pairs = [c for s in vals for c in (_num(s and s.mean, 6), _num(s and s.std, 6))]
                 w.writerow([col, e["n"], " ".join(e["runs"]), *pairs])
             else:
-                w.writerow([col, e["checkpoint"], e["epoch"], *(num(s and s.mean, 6) for s in vals)])
+                w.writerow([col, e["checkpoint"], e["epoch"], *(_num(s and s.mean, 6) for s in vals)])
     with open(written[1], "w", newline="") as f:
         # family, level, severity, one column per run or group (the mean); with --seeds then `GROUP std`.
         w = csv.writer(f)
         w.writerow(["family", "level", "severity", *groups, *((f"{c} std" for c in groups) if args.seeds else ())])
         for k in keys:
-            means = [num(s and s.mean) for s in cells[k].values()]
-            stds = [num(s and s.std) for s in cells[k].values()] if args.seeds else []
+            means = [_num(s and s.mean) for s in cells[k].values()]
+            stds = [_num(s and s.std) for s in cells[k].values()] if args.seeds else []
             w.writerow([k[0], levels[k], repr(k[1]), *means, *stds])
-
     for family in families:
         curves = {}
         for col in groups:
@@ -329,6 +326,27 @@ def main(argv: list[str] | None = None) -> dict:
         xlabel = "noise alpha (clean at 0)" if family == "jitter" else f"{family} severity (clean at 0)"
         plot_curves(curves, path, args.metric, xlabel=xlabel)
         written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    try:
+        runs = load_runs(args.runs, args.metric, args.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        print("error: " + str(e).replace("\n", " "), file=sys.stderr)
+        sys.exit(2)
+    groups = group_runs(runs, args.seeds)
+    sums = {r.label: summarize(r) for r in runs}
+    keys, families = table_keys(runs)
+    levels = {k: next((r.levels[k] for r in runs if r.levels.get(k)), "") for k in keys}
+    suite_families = [f for f in families if any(f in s["families"] for s in sums.values())]
+    summary = summarize_groups(groups, sums, suite_families, args.seeds)
+    cells = {
+        k: {col: stat([r.acc.get(k) for r in members]) for col, members in groups.items()} for k in keys
+    }  # fmt: skip
+    print_tables(args, summary, suite_families, groups, keys, levels, cells)
+    written = write_outputs(args, summary, suite_families, groups, keys, levels, cells, families)
     print(f"\nwrote {', '.join(str(p) for p in written)}")
     return {
         "checkpoint": args.checkpoint,
