@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
 
     # -- the epoch loop, then the robustness evaluation with the best checkpoint
     tr = Trainer(train_model, opt, scaler, spec.optimizer, optim, loss, cfg, data.layout, rt, logger,
-                 clip_grad=optim.clip_grad, channels_last=train.channels_last, log_every=train.log_every,
+                 channels_last=train.channels_last, log_every=train.log_every,
                  buffers={})  # fmt: skip
     loaders = {"labelled": labelled, "unlabelled": unlabelled}
     steps = epoch_steps(plan_epoch(start_epoch, loss, unlabelled is not None), labelled, unlabelled, train.max_steps)

@@ -122,6 +122,7 @@ class SkeletonClips(Dataset):
         self.clip_len, self.num_clips, self.input_size = clip_len, num_clips, input_size
         self.noisy_view = noisy_view
         self.corruptions = tuple(corruptions) if corruptions else (("jitter", float(noise_alpha)),)
+        self.whole_clip_corruption = any(family != "jitter" for family, _ in self.corruptions)
         if not train and len(self.corruptions) != 1:
             raise ValueError("an evaluation set is corrupted by exactly one (family, severity)")
         self.seed, self.max_persons, self.epoch = seed, max_persons, 0
@@ -181,7 +182,9 @@ class SkeletonClips(Dataset):
                                 "img_shape": c["img_shape"], "total_frames": c["total_frames"],
                                 "test_mode": not self.train, "start_index": 0}, gen)  # fmt: skip
 
-        before = copy.deepcopy(rng)  # a corrupted clip of unchanged length samples the clean view's frames
+        # A corrupted clip of unchanged length samples the clean view's frames: keep the generator's state
+        # (only when a corruption other than jitter may be drawn: this runs for every item).
+        before = copy.deepcopy(rng) if self.whole_clip_corruption else None
         results = sampled(clip, rng)  # frame_inds, then decoded float32 (M, S*T, V, 2)
         # The same augmentation seed for both views: identical crop and flip, so that the only
         # difference between the clean and the corrupted view is the corruption itself.

@@ -56,7 +56,6 @@ class Trainer:
     layout: Layout
     rt: Runtime
     logger: RunLogger
-    clip_grad: float = 0.0
     channels_last: bool = False
     log_every: int = 20
     buffers: dict | None = None
@@ -172,9 +171,9 @@ def train_one_epoch(
             )
         tr.opt.zero_grad(set_to_none=True)
         tr.scaler.scale(loss).backward()
-        if tr.clip_grad > 0:
+        if tr.optim.clip_grad > 0:
             tr.scaler.unscale_(tr.opt)
-            torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.clip_grad)
+            torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.optim.clip_grad)
         tr.scaler.step(tr.opt)
         tr.scaler.update()
         row = {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "data_time": data_time,
