@@ -223,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gamma2", type=finite_float, default=0.0, help="weight of the group contrastive loss")
     g.add_argument("--use_group_contrastive", action="store_true", help="compute the group contrastive loss")
     g.add_argument(
+        "--gamma_ramp",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="raise gamma, gamma2 and consistency_weight linearly over the first EPOCHS epochs that compare views "
+        "(0: full weight at once, TCL's loss)",
+    )
+    g.add_argument(
         "--temperature",
         "--Temperature",
         dest="temperature",
@@ -356,6 +364,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("batch_size", "valbatchsize", "epochs", "mu", "num_clips", "input_size", "max_persons"):
         if getattr(args, name) < 1:
             err(f"--{name} must be >= 1")
+    if args.gamma_ramp < 0 or args.sup_thresh < 0:
+        err("--gamma_ramp and --sup_thresh count epochs and must be >= 0")
     if args.clip_len is not None and args.clip_len < 1:
         err("--clip_len must be >= 1")
     if args.in_channels is not None and args.in_channels < 1:
@@ -425,7 +435,7 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
     )  # fmt: skip
     loss = LossConfig(
         gamma=args.gamma, gamma2=args.gamma2, group=args.use_group_contrastive, temperature=args.temperature,
-        detach_clean=not args.no_detach_clean, sup_epochs=args.sup_thresh,
+        detach_clean=not args.no_detach_clean, sup_epochs=args.sup_thresh, ramp_epochs=args.gamma_ramp,
         finetune_from=args.finetune_start_epoch if args.use_finetuning else None, threshold=args.threshold,
         gamma_finetune=args.gamma_finetune, ce_views=args.ce_views, negatives=args.negatives,
         consistency=args.consistency,

@@ -37,6 +37,9 @@ class LossConfig:
 
     group: compute the group term (TCL's --use_group_contrastive). detach_clean: no contrastive gradient
     through the clean view (TCL's practice). sup_epochs: first epochs with cross-entropy only.
+    ramp_epochs: the weights of the terms that compare views (gamma, gamma2, consistency_weight) rise
+    linearly over the first ramp_epochs contrastive epochs, by 1 / (ramp_epochs + 1) per epoch, and hold
+    from then on (0: full weight from the first contrastive epoch, TCL's loss; see `ramp_factor`).
     finetune_from: first epoch of TCL's pseudo-label stage (None: no such stage); threshold: its
     confidence threshold.
     """
@@ -47,6 +50,7 @@ class LossConfig:
     temperature: float = 0.5
     detach_clean: bool = True
     sup_epochs: int = 0
+    ramp_epochs: int = 0
     finetune_from: int | None = None
     threshold: float = 0.8
     gamma_finetune: float = 1.0
@@ -63,10 +67,12 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """What one epoch's steps compute: the stage and the views of each step's batch, in order."""
+    """What one epoch's steps compute: the stage, the views of each step's batch, in order, and the factor
+    on the weights of the terms that compare views (below 1 during the ramp)."""
 
     stage: str
     views: tuple[str, ...]
+    ramp: float = 1.0
 
     @property
     def uses_unlabelled(self) -> bool:
@@ -86,6 +92,15 @@ class EpochPlan:
         return out
 
 
+def ramp_factor(epoch: int, cfg: LossConfig) -> float:
+    """Factor on gamma, gamma2 and consistency_weight at `epoch`: (k + 1) / (ramp_epochs + 1) in the k-th
+    contrastive epoch (k = epoch - sup_epochs) while k < ramp_epochs, then 1. E.g. ramp_epochs 4: 0.2, 0.4,
+    0.6, 0.8, then 1. Why: at full weight from the first step, `--gamma 5`'s instance term outweighs the
+    cross-entropy of a network that predicts nothing yet, and the run never learns (README, Training)."""
+    k = epoch - cfg.sup_epochs
+    return 1.0 if k >= cfg.ramp_epochs else (max(k, 0) + 1) / (cfg.ramp_epochs + 1)
+
+
 def plan_epoch(epoch: int, cfg: LossConfig, has_unlabelled: bool) -> EpochPlan:
     """The stage of `epoch` and the views its steps need.
 
@@ -103,17 +118,20 @@ def plan_epoch(epoch: int, cfg: LossConfig, has_unlabelled: bool) -> EpochPlan:
     ce = CE_VIEWS[cfg.ce_views]
     if stage == "supervised":
         return EpochPlan(stage, ce)
+    ramp = ramp_factor(epoch, cfg) if stage == "contrastive" else 1.0
     if has_unlabelled:
-        return EpochPlan(stage, (*ce, "unlabelled", "unlabelled_noisy"))
-    return EpochPlan(stage, ("labelled", "labelled_noisy"))
+        return EpochPlan(stage, (*ce, "unlabelled", "unlabelled_noisy"), ramp)
+    return EpochPlan(stage, ("labelled", "labelled_noisy"), ramp)
 
 
 def objective(
-    logits: dict[str, Tensor], labels: Tensor, stage: str, cfg: LossConfig
+    logits: dict[str, Tensor], labels: Tensor, stage: str, cfg: LossConfig, ramp: float = 1.0
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The loss of one step and its named terms ('ce', 'instance', 'group', 'pseudo').
+    """The loss of one step and its named terms ('ce', 'instance', 'group', 'consistency', 'pseudo'; the
+    terms unweighted).
 
-    logits: (B_view, C) per view, named as in the module docstring; labels: (B,) of the 'labelled' view.
+    logits: (B_view, C) per view, named as in the module docstring; labels: (B,) of the 'labelled' view;
+    ramp: factor on gamma, gamma2 and consistency_weight (the epoch plan's, 1 after the ramp).
     """
     ce = [F.cross_entropy(logits[v], labels) for v in CE_VIEWS[cfg.ce_views]]
     terms = {"ce": ce[0] if len(ce) == 1 else (ce[0] + ce[1]) / 2}
@@ -139,10 +157,10 @@ def objective(
         terms.get("instance"),
         terms.get("group"),
         terms.get("pseudo"),
-        gamma=cfg.gamma,
-        gamma2=cfg.gamma2,
+        gamma=ramp * cfg.gamma,
+        gamma2=ramp * cfg.gamma2,
         gamma_finetune=cfg.gamma_finetune,
     )
     if "consistency" in terms:
-        loss = loss + cfg.consistency_weight * terms["consistency"]
+        loss = loss + ramp * cfg.consistency_weight * terms["consistency"]
     return loss, terms

@@ -162,7 +162,7 @@ def train_one_epoch(
         lr = set_lr(tr.opt, lr_factor(tr.optimizer_family, tr.optim, epoch, step, steps))
         with tr.rt.autocast():
             logits = tr.model(x).float()
-        loss, terms = objective(plan.split(logits, len(y)), y, plan.stage, tr.loss)
+        loss, terms = objective(plan.split(logits, len(y)), y, plan.stage, tr.loss, plan.ramp)
         if not torch.isfinite(loss):
             raise LossNotFinite(
                 f"the loss became {loss.item()} at epoch {epoch}, step {step} "

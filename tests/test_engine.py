@@ -690,3 +690,37 @@ def test_noise_augmentation_and_consistency_objectives():
     # With unlabelled clips the pair comes from them; CE on the labelled corrupted view still applies.
     cfg = LossConfig(ce_views="noisy", gamma=1.0)
     assert plan_epoch(0, cfg, has_unlabelled=True).views == ("labelled_noisy", "unlabelled", "unlabelled_noisy")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the ramp on the weights of the terms that compare views (--gamma_ramp)
+
+
+def test_ramp_factor_by_hand_after_supervised_epochs():
+    cfg = LossConfig(gamma=5.0, sup_epochs=2, ramp_epochs=4)
+    # epochs 0, 1 are cross-entropy only; the ramp counts contrastive epochs: 1/5, 2/5, ..., then 1
+    factors = [plan_epoch(e, cfg, False).ramp for e in range(9)]
+    assert factors == pytest.approx([1.0, 1.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0])
+    assert [plan_epoch(e, cfg, False).stage for e in (1, 2)] == ["supervised", "contrastive"]
+
+
+def test_ramp_zero_is_tcl_loss_at_full_weight_from_the_start():
+    cfg = LossConfig(gamma=5.0)
+    assert all(plan_epoch(e, cfg, True).ramp == 1.0 for e in range(5))
+
+
+def test_objective_ramp_scales_every_view_comparing_term_but_not_ce():
+    cfg = LossConfig(gamma=2.0, gamma2=3.0, group=True, consistency="js", consistency_weight=4.0)
+    lab, labels = _logits(2, 4, seed=1), torch.tensor([1, 3])
+    ul, ul_noisy = _logits(8, 4, seed=3), _logits(8, 4, seed=4)
+    views = {"labelled": lab, "unlabelled": ul, "unlabelled_noisy": ul_noisy}
+    loss, terms = objective(views, labels, "contrastive", cfg, ramp=0.25)
+    expected = terms["ce"] + 0.25 * (2.0 * terms["instance"] + 3.0 * terms["group"] + 4.0 * terms["consistency"])
+    torch.testing.assert_close(loss, expected)
+    full, _ = objective(views, labels, "contrastive", cfg)
+    assert full.item() > loss.item()
+
+
+def test_gamma_ramp_flag_reaches_the_loss_config():
+    *_, loss, _ = settings(parse_args(["synthetic", "--gamma", "5", "--gamma_ramp", "3"]))
+    assert loss.ramp_epochs == 3 and loss.gamma == 5.0
