@@ -39,12 +39,14 @@ from opts import (
     MODEL_TYPES,
     backbone_kwargs,
     checkpoint_args,
+    given_flags,
     ignored_flags,
     parse_args,
     parse_predict_args,
     run_name,
     settings,
 )
+from recipes import recipe_defaults, recipe_line
 from utils.checkpoint import load_weights, read_checkpoint
 from utils.errors import UserError, exit_on_user_error
 from utils.logger import RunLogger, echo
@@ -68,7 +70,12 @@ def main(argv: list[str] | None = None) -> dict:
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     # -- runtime
     rt, notes = runtime(args, argv)
-    train, optim, loss, ev = settings(args)
+    train, optim, loss, ev = settings(args, rt.world_size)
+    if args.recipe:  # what the preset set, and the learning rates it trains with at this total batch
+        sgd = get_spec(MODEL_TYPES[args.model_type]).optimizer == "sgd"
+        lrs = {"lr": optim.lr} if sgd else {"lr_backbone1": optim.lr_backbone, "lr_head1": optim.lr_head}
+        echo(recipe_line(args.recipe, recipe_defaults(args.recipe, args.dataset), given_flags(argv), lrs,
+                         args.lr_batch, args.batch_size * rt.world_size), rt.is_main)  # fmt: skip
 
     # -- data
     synthetic = {"clips_per_class_per_subject": args.synthetic_clips, "seed": args.synthetic_seed}

@@ -18,6 +18,7 @@ from engine.config import EvalConfig, OptimConfig, TrainConfig
 from engine.objective import LossConfig
 from engine.predict import PredictOptions
 from models import get_spec
+from recipes import RECIPES, lr_scale, recipe_defaults
 
 MODEL_TYPES = {"poseconv": "poseconv3d", "motionbert": "motionbert", "tsm": "tsm"}  # --model_type -> registry
 INPUT_FORMATS = ("Heatmap", "NCTHW_Heatmap", "Limb", "Grayscale", "Skeleton")
@@ -30,7 +31,7 @@ BACKBONE_FLAGS = {
 }  # fmt: skip
 # The flags of each optimiser family (models/registry.py ModelSpec.optimizer).
 OPTIMIZER_FLAGS = {
-    "sgd": ("lr", "lr_type", "lr_steps", "momentum", "weight_decay"),
+    "sgd": ("lr", "lr_type", "lr_steps", "momentum", "nesterov", "weight_decay"),
     "adamw": ("lr_backbone1", "lr_head1", "lr_decay1", "weight_decay1"),
 }
 
@@ -111,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         default=None,
         help="accepted for compatibility with TCL command lines; not used",
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        metavar="NAME",
+        help="a published upstream configuration as a preset (recipes.py, README 'Published recipes'): it sets every "
+        "training and test setting; flags given on the command line override it. Learning rates are scaled to the "
+        "run's total batch (--lr_batch). One of: " + ", ".join(RECIPES),
     )
 
     g = p.add_argument_group("data")
@@ -287,11 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr",
         type=finite_float,
         default=0.1,
-        help="PoseConv3D, TSM: SGD (Nesterov) learning rate, decayed per step by --lr_type",
+        help="PoseConv3D, TSM: SGD learning rate, decayed per step by --lr_type",
+    )
+    g.add_argument(
+        "--lr_batch",
+        type=int,
+        default=0,
+        help="the total batch the learning rates (--lr, --lr_backbone1, --lr_head1) are given for: they are scaled "
+        "linearly to the run's total batch, lr x (-b x world size) / lr_batch (e.g. 0.4 for 256 is 0.05 at -b 32 "
+        "on one GPU); 0: used as given. Recipes set it to upstream's total batch",
     )
     g.add_argument("--lr_type", default="cos", choices=["cos", "step"], help="SGD schedule: cosine or step")
     g.add_argument("--lr_steps", type=int, nargs="+", default=[50, 100], help="step schedule: epochs x0.1")
     g.add_argument("--momentum", type=finite_float, default=0.9, help="SGD momentum")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True, help="SGD with Nesterov momentum")
     g.add_argument(
         "--wd", "--weight-decay", dest="weight_decay", type=finite_float, default=3e-4, help="SGD weight decay"
     )
@@ -328,10 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse argv and reject flag combinations that cannot work (parser.error, exit code 2)."""
     parser = build_parser()
-    first, _ = parser.parse_known_args(argv)  # the dataset and backbone, whose defaults may differ
-    parser.set_defaults(**dataset_defaults(first.dataset, first.model_type))
-    args = parser.parse_args(argv)
     err = parser.error
+    first, _ = parser.parse_known_args(argv)  # the dataset, recipe and backbone, whose defaults may differ
+    preset = {}
+    if first.recipe:
+        try:
+            preset = recipe_defaults(first.recipe, first.dataset)
+        except ValueError as e:
+            err(f"--recipe: {e}")
+        parser.set_defaults(**preset)
+        first, _ = parser.parse_known_args(argv)  # the recipe may choose the backbone
+    # Precedence: command line > recipe > dataset defaults > parser defaults.
+    parser.set_defaults(**{**dataset_defaults(first.dataset, first.model_type), **preset})
+    args = parser.parse_args(argv)
     spec = get_spec(MODEL_TYPES[args.model_type])
     if args.dataset == "custom" and not args.ann_file:
         err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
@@ -357,6 +384,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         err("--threshold must be in (0, 1]")
     if args.use_finetuning and args.percentage == 0:
         err("--use_finetuning pseudo-labels the unlabelled clips: set --percentage > 0")
+    if args.lr_batch < 0:
+        err("--lr_batch is a number of clips (0: learning rates used as given)")
+    if args.recipe and RECIPES[args.recipe].needs_pretrained and args.dataset != "synthetic" and not args.pretrained:
+        err(f"recipe {args.recipe} fine-tunes a pretrained backbone: pass --pretrained FILE (MotionBERT's checkpoint)")
     if args.evaluate and args.resume:
         err("--evaluate and --resume exclude each other")
     if args.amp == "fp16" and args.device == "cpu":
@@ -419,8 +450,10 @@ def backbone_kwargs(args: argparse.Namespace) -> dict:
     return {**own, **dict(args.model_cfg)}
 
 
-def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossConfig, EvalConfig]:
-    """The typed configuration of the run the flags ask for."""
+def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig, OptimConfig, LossConfig, EvalConfig]:
+    """The typed configuration of the run the flags ask for, with `world_size` processes (the learning
+    rates scaled to the total batch when --lr_batch is set)."""
+    scale = lr_scale(args.lr_batch, args.batch_size, world_size)
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, workers=args.workers, mu=args.mu,
         unlabelled_fraction=args.percentage, label_strategy=args.strategy, noise_alpha=args.noise_alpha,
@@ -429,9 +462,10 @@ def settings(args: argparse.Namespace) -> tuple[TrainConfig, OptimConfig, LossCo
         channels_last=args.channels_last, compile=args.compile,
     )  # fmt: skip
     optim = OptimConfig(
-        epochs=args.epochs, lr=args.lr, lr_type=args.lr_type, lr_steps=tuple(args.lr_steps), momentum=args.momentum,
-        weight_decay=args.weight_decay, lr_backbone=args.lr_backbone1, lr_head=args.lr_head1,
-        lr_decay=args.lr_decay1, weight_decay_adamw=args.weight_decay1, clip_grad=args.gd,
+        epochs=args.epochs, lr=args.lr * scale, lr_type=args.lr_type, lr_steps=tuple(args.lr_steps),
+        momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+        lr_backbone=args.lr_backbone1 * scale, lr_head=args.lr_head1 * scale, lr_decay=args.lr_decay1,
+        weight_decay_adamw=args.weight_decay1, clip_grad=args.gd,
     )  # fmt: skip
     loss = LossConfig(
         gamma=args.gamma, gamma2=args.gamma2, group=args.use_group_contrastive, temperature=args.temperature,

@@ -139,7 +139,7 @@ class TrainConfig:
 class OptimConfig:
     """The optimiser and its schedule (models/registry.py `optimizer` says which family a backbone uses).
 
-    SGD (Nesterov): lr, momentum, weight_decay; schedule 'cos' (cosine to 0 over the run) or 'step'
+    SGD: lr, momentum (Nesterov's when `nesterov`), weight_decay; schedule 'cos' (cosine to 0 over the run) or 'step'
     (x0.1 at each epoch of lr_steps), both per step. AdamW: lr_backbone, lr_head, weight_decay_adamw,
     x lr_decay after every epoch. clip_grad: max gradient norm (0: off).
     """
@@ -149,6 +149,7 @@ class OptimConfig:
     lr_type: str = "cos"
     lr_steps: tuple[int, ...] = ()
     momentum: float = 0.9
+    nesterov: bool = True  # TCL's SGD; pyskl's is plain momentum
     weight_decay: float = 3e-4
     lr_backbone: float = 1e-4
     lr_head: float = 1e-3

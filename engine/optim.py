@@ -1,7 +1,8 @@
 """Optimisers and learning-rate schedules.
 
 Which family a backbone trains with is part of its registry contract (`ModelSpec.optimizer`):
-- 'sgd': SGD (Nesterov) over every trainable parameter, with TCL's cosine or step schedule per step;
+- 'sgd': SGD (Nesterov momentum unless `nesterov` is off) over every trainable parameter, with TCL's
+  cosine or step schedule per step;
 - 'adamw': AdamW over the model's `param_groups()`, a backbone and a head learning rate, x lr_decay
   after every epoch (the recipe of MotionBERT's fine-tuning).
 The schedule is a pure function of the position in the run (`lr_factor`); `set_lr` applies it before
@@ -28,7 +29,9 @@ def build_optimizer(model: torch.nn.Module, family: str, cfg: OptimConfig) -> to
         )
     elif family == "sgd":
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+        opt = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+        )
     else:
         raise ValueError(f"unknown optimizer family {family!r}; choose sgd or adamw")
     for group in opt.param_groups:

@@ -1,0 +1,257 @@
+"""The published training recipes as presets: `python main.py ntu60 --recipe NAME`.
+
+A recipe is data: the flag values (argparse destinations of opts.py) that reproduce one upstream
+configuration, the config file they come from, the published top-1 and what the project does not
+reproduce. Values are facts from the upstream files (pyskl 3f6795f `configs/posec3d/`, MotionBERT
+dccfe7b `configs/action/`); tests/test_recipes.py checks every preset against a table of them written
+out independently.
+
+Precedence (opts.parse_args): command line > recipe > dataset defaults (opts.DATASET_DEFAULTS) > parser
+defaults. A recipe belongs to one dataset; on `synthetic` every recipe runs (a smoke run; its split is
+then left to the synthetic data, which has only xsub).
+
+Learning rates: a recipe gives upstream's learning rates together with the total batch they were set
+for (`lr_batch`, e.g. 0.4 for 8 GPUs x 32 clips = 256); the run scales them linearly to its own total
+batch, `-b` x world size (`lr_scale`; Goyal et al. 2017, the rule pyskl's "lr is used for 8 gpus" note
+asks for). pyskl runs 24 epochs over its dataset repeated 10 times (RepeatDataset): the same steps and
+the same per-iteration cosine as 240 plain epochs, which is how the recipes express it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# pyskl's SlowOnly-R50 (ResNet3dSlowOnly), as constructor arguments of models/poseconv3d.py (in_channels is
+# derived from --input_f; these are the constructor's defaults, written out so that the recipe says them).
+SLOWONLY_R50 = [
+    ("base_channels", 32),
+    ("num_stages", 3),
+    ("stage_blocks", (4, 6, 3)),
+    ("out_indices", (2,)),
+    ("conv1_stride", (1, 1)),
+    ("pool1_stride", (1, 1)),
+    ("inflate", (0, 1, 1)),
+    ("spatial_strides", (2, 2, 2)),
+    ("temporal_strides", (1, 1, 2)),
+]
+
+# The schedule and test protocol of every pyskl slowonly_r50 NTU config (joint.py and limb.py alike).
+POSEC3D_SCHEDULE = {
+    "model_type": "poseconv",
+    "model_cfg": SLOWONLY_R50,
+    "dropout": 0.5,  # I3DHead dropout
+    "clip_len": 48,  # UniformSampleFrames clip_len
+    "input_size": 56,  # training crop resized to (56, 56), after Resize (-1, 64) and RandomResizedCrop
+    "num_clips": 10,  # test: 10 clips, probabilities averaged (average_clips 'prob')
+    "test_flip": True,  # test: GeneratePoseTarget double=True
+    "batch_size": 32,  # videos_per_gpu
+    "lr": 0.4,
+    "lr_batch": 256,  # "lr is used for 8 gpus": 8 x 32
+    "lr_type": "cos",  # CosineAnnealing by iteration, min_lr 0
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 3e-4,
+    "gd": 40.0,  # grad_clip max_norm
+    "epochs": 240,  # total_epochs 24 over RepeatDataset times=10
+    "val_fraction": 0.0,  # upstream trains on the whole training split and reports the last checkpoint
+    "gamma": 0.0,  # upstream's loss is cross-entropy alone
+}
+
+# Upstream settings that every PoseConv3D recipe does not reproduce, or reproduces differently.
+POSEC3D_NOT_REPRODUCED = (
+    "test frames are resized to (56, 56), upstream's test pipeline to (64, 64) (the project renders train and "
+    "test at one --input_size)",
+    "pyskl renders every person of a clip; the project keeps the --max_persons (2) most confident",
+)
+PYSKL_LIMB_ORDER = (
+    "limb channel order: pyskl's limb.py lists the same 17 COCO limbs in another order (its `skeletons`); "
+    "the project renders GeneratePoseTarget's default order, which changes nothing when training from scratch "
+    "(the channels are permuted) but means a pyskl limb.py checkpoint cannot be loaded with --pretrained"
+)
+CLASS_PROB = (
+    "NTU120 xsub samples the training clips of classes 61-120 twice as often (class_prob [1]*60 + [2]*60); the "
+    "project samples uniformly"
+)
+
+# Published top-1 (%), 10 clips x flip (pyskl README), by (dataset, split, config).
+POSEC3D_PUBLISHED = {
+    ("ntu60", "xsub", "joint"): 93.7,
+    ("ntu60", "xsub", "limb"): 93.4,
+    ("ntu60", "xview", "joint"): 96.5,
+    ("ntu60", "xview", "limb"): 96.0,
+    ("ntu120", "xsub", "joint"): 85.9,
+    ("ntu120", "xsub", "limb"): 85.9,
+    ("ntu120", "xset", "joint"): 89.7,
+    ("ntu120", "xset", "limb"): 89.7,
+}
+
+# MotionBERT's DSTformer and ActionNet as constructor arguments of models/motionbert.py (num_joints is the
+# data's: 17 for the HRNet COCO-17 files, mapped to H36M-17 by the preprocessing).
+DSTFORMER = [
+    ("dim_feat", 512),
+    ("dim_rep", 512),
+    ("depth", 5),
+    ("num_heads", 8),
+    ("mlp_ratio", 2),
+    ("maxlen", 243),
+    ("hidden_dim", 2048),
+]
+
+MOTIONBERT_FINETUNE = {
+    "model_type": "motionbert",
+    "input_f": "Skeleton",
+    "model_cfg": DSTFORMER,
+    "dropout": 0.5,  # dropout_ratio
+    "clip_len": 243,
+    "epochs": 300,
+    "batch_size": 32,
+    "lr_backbone1": 1e-4,
+    "lr_head1": 1e-3,
+    "lr_batch": 32,  # one process with DataParallel: batch_size is the total batch
+    "weight_decay1": 0.01,
+    "lr_decay1": 0.99,  # every epoch
+    "num_clips": 1,  # test: the whole sequence resampled to clip_len frames, once, no flip
+    "test_flip": False,
+    "val_fraction": 0.0,
+    "gamma": 0.0,
+}
+
+MOTIONBERT_PUBLISHED = {"xsub": 93.0, "xview": 97.2}  # fine-tuned (MotionBERT README, values per split)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One upstream configuration as flag values.
+
+    name: what --recipe takes. dataset: the dataset it is for (ntu60, ntu120).
+    upstream: the configuration file it reproduces. published: upstream's top-1 % (None: not published).
+    settings: flag destination -> value (opts.py), `split` included.
+    not_reproduced: upstream settings the project does not reproduce, in words.
+    needs_pretrained: the recipe fine-tunes: --pretrained FILE is required (except on synthetic).
+    summary: what it trains, in a few words.
+    """
+
+    name: str
+    dataset: str
+    upstream: str
+    published: float | None
+    settings: dict
+    not_reproduced: tuple[str, ...] = ()
+    needs_pretrained: bool = False
+    summary: str = ""  # one phrase for tables
+
+
+def _posec3d_recipes() -> list[Recipe]:
+    out = []
+    for dataset, split in (("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset")):
+        folder = f"pyskl configs/posec3d/slowonly_r50_{dataset}_{split}"
+        notes = POSEC3D_NOT_REPRODUCED + ((CLASS_PROB,) if (dataset, split) == ("ntu120", "xsub") else ())
+        # NTU120's joint.py renders limbs (with_limb, GeneratePoseTarget's default order), despite its name.
+        joint_input = "Limb" if dataset == "ntu120" else "Heatmap"
+        for config, input_f, extra in (("joint", joint_input, ()), ("limb", "Limb", (PYSKL_LIMB_ORDER,))):
+            out.append(
+                Recipe(
+                    name=f"posec3d_{dataset}_{split}_{config}",
+                    dataset=dataset,
+                    upstream=f"{folder}/{config}.py",
+                    published=POSEC3D_PUBLISHED[(dataset, split, config)],
+                    settings={**POSEC3D_SCHEDULE, "split": split, "input_f": input_f},
+                    not_reproduced=notes + extra,
+                    summary=f"PoseConv3D SlowOnly-R50, {input_f.lower()} heatmaps",
+                )
+            )
+        # The seed's --input_f variants (joint heatmaps as NCTHW_Heatmap, one grayscale volume, coordinates)
+        # on the same schedule: no upstream config, no published accuracy.
+        for variant, input_f in (("heatmap", "Heatmap"), ("grayscale", "Grayscale"), ("skeleton", "Skeleton")):
+            out.append(
+                Recipe(
+                    name=f"posec3d_{dataset}_{split}_{variant}",
+                    dataset=dataset,
+                    upstream=f"{folder}/joint.py schedule, the seed's --input_f {input_f}",
+                    published=None,
+                    settings={**POSEC3D_SCHEDULE, "split": split, "input_f": input_f},
+                    not_reproduced=notes,
+                    summary=f"PoseConv3D SlowOnly-R50, --input_f {input_f}",
+                )
+            )
+    return out
+
+
+def _motionbert_recipes() -> list[Recipe]:
+    return [
+        Recipe(
+            name=f"motionbert_ntu60_{split}_ft",
+            dataset="ntu60",
+            upstream=f"MotionBERT configs/action/MB_ft_NTU60_{split}.yaml",
+            published=MOTIONBERT_PUBLISHED[split],
+            settings={**MOTIONBERT_FINETUNE, "split": split},
+            needs_pretrained=True,
+            summary="MotionBERT fine-tuned from its pretrained backbone",
+        )
+        for split in ("xsub", "xview")
+    ]
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in _posec3d_recipes() + _motionbert_recipes()}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called `name`; an unknown name raises ValueError listing the known ones."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def recipe_defaults(name: str, dataset: str) -> dict:
+    """The flag values recipe `name` sets for a run on `dataset` (flag destination -> value).
+
+    Raises ValueError (one line) for an unknown name or a recipe of another dataset; on `synthetic`
+    every recipe is accepted for smoke runs, without its split (the synthetic data has only xsub).
+    """
+    recipe = get_recipe(name)
+    if dataset not in (recipe.dataset, "synthetic"):
+        others = ", ".join(n for n, r in RECIPES.items() if r.dataset == dataset) or "none"
+        raise ValueError(
+            f"recipe {name} is for {recipe.dataset}, not {dataset}: run `main.py {recipe.dataset} --recipe {name}`"
+            f" (recipes for {dataset}: {others})"
+        )
+    settings = {k: (list(v) if isinstance(v, list) else v) for k, v in recipe.settings.items()}
+    if dataset == "synthetic":
+        settings.pop("split")
+    return settings
+
+
+def lr_scale(lr_batch: int, batch_size: int, world_size: int = 1) -> float:
+    """Linear scaling rule: the factor that takes a learning rate set for a total batch of `lr_batch`
+    clips to the run's total batch `batch_size` x `world_size` (clips per step). 0 means no scaling (1.0)."""
+    if lr_batch == 0:
+        return 1.0
+    return batch_size * world_size / lr_batch
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):  # --model_cfg pairs
+        return " ".join(f"{k}={v}".replace(" ", "") for k, v in value)
+    return str(value)
+
+
+def recipe_line(
+    name: str, settings: dict, given: set[str], effective_lrs: dict[str, float], lr_batch: int, total_batch: int
+) -> str:
+    """The run's `recipe:` line: the settings the recipe set (those not given on the command line), those
+    the command line overrode, and the learning rates the optimiser starts from.
+
+    settings: recipe_defaults(); given: flag destinations written on the command line (opts.given_flags);
+    effective_lrs: flag destination -> learning rate after scaling; lr_batch: the total batch they were
+    given for (0: not scaled); total_batch: the run's, -b x world size.
+    """
+    recipe = get_recipe(name)
+    applied = [f"{k}={_shown(v)}" for k, v in settings.items() if k not in given]
+    overridden = [k for k in settings if k in given]
+    line = f"recipe: {name} ({recipe.upstream}) set {' '.join(applied)}"
+    if overridden:
+        line += f"; command line overrides {', '.join(overridden)}"
+    line += "; effective " + ", ".join(f"{k} {v:.6g}" for k, v in effective_lrs.items())
+    if lr_batch:
+        line += f" (given for a total batch of {lr_batch}, x {total_batch}/{lr_batch} for this run's {total_batch})"
+    return line
