@@ -29,7 +29,7 @@ from datasets.semisup import hold_out, load_split, save_split, split_labelled
 from engine.checkpoint import build_model, check_fits, load_run_model, restore
 from engine.config import EvalConfig, RunConfig, TrainConfig, resolve_run_config
 from engine.data import RunData, eval_loader, load_run_data, train_loaders
-from engine.evaluate import robustness_sweep, summarize
+from engine.evaluate import predict_probs, robustness_sweep, summarize
 from engine.objective import plan_epoch
 from engine.optim import build_optimizer
 from engine.predict import run_predict
@@ -88,6 +88,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         num_joints=data.store.num_joints, coord_dim=data.store.coord_dim, num_classes=data.num_classes,
         dropout=args.dropout, clip_len=args.clip_len, input_size=args.input_size, max_persons=args.max_persons,
         in_channels=args.in_channels, model_kwargs=backbone_kwargs(args), label_map=data.label_map,
+        stream=args.stream,
     )  # fmt: skip
     run_dir = Path(args.run_dir) / run_name(args)
     logger = open_run_dir(run_dir, argv, args, cfg, rt)
@@ -130,15 +131,15 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     with memory_errors(memory_hint(train, cfg, run_dir)):
         best = fit(tr, loaders, val_loader, start_epoch, best, train.epochs, train.max_steps, train.eval_every,
                    run_dir, checkpoint_args(args))  # fmt: skip
-        rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger)
+        rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger, args.save_test_probs)
     return {"run_dir": str(run_dir), "best": best, "robustness": rows, "device": rt.device, "is_main": rt.is_main}
 
 
 def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cfg: RunConfig, ev: EvalConfig,
-                rt: Runtime, logger: RunLogger) -> list[dict]:  # fmt: skip
+                rt: Runtime, logger: RunLogger, save_probs: bool = False) -> list[dict]:  # fmt: skip
     """The robustness sweep of the test split with the checkpoints of ev.checkpoints: the one chosen on the
     validation part (best.pt) and the last one; when they are the same epoch, once, its rows listed under
-    both names."""
+    both names. save_probs: test_probs.npz of the first of them (save_test_probs)."""
     last_epoch = epochs - 1
     names = list(ev.checkpoints)
     if not (run_dir / "best.pt").exists():  # no validation part: the last checkpoint is the only one
@@ -151,11 +152,27 @@ def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cf
             rows += [{**r, "checkpoint": "last"} for r in rows]
             break
         model.load_state_dict(read_checkpoint(path)["model"])
+        if save_probs and not rows:
+            save_test_probs(model, run_dir / "test_probs.npz", name, epoch, data, cfg, ev, rt)
         echo(f"robustness of {path} (epoch {epoch}):", rt.is_main)
         rows += robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger, name, epoch)
     report(rows, run_dir, cfg, rt)
     logger.close()
     return rows
+
+
+def save_test_probs(model, path: Path, checkpoint: str, epoch: int, data: RunData, cfg: RunConfig, ev: EvalConfig,
+                    rt: Runtime) -> None:  # fmt: skip
+    """The class probabilities of the clean test clips (those the sweep's clean row scores) as an .npz for
+    scripts/fuse.py: names (N,) clip names, labels (N,) int64, probs (N, C) float32, checkpoint, epoch."""
+    if rt.world_size > 1:  # each process holds only its share of the clips
+        echo("note: --save_test_probs writes nothing when several processes evaluate", rt.is_main)
+        return
+    loader = eval_loader(data.store, data.test_idx, cfg, data.layout, ev, rt)
+    indices, labels, probs = predict_probs(model, loader, cfg, data.layout, rt, ev.test_flip)
+    names = np.array([data.store.names[i] for i in indices.tolist()])
+    np.savez(path, names=names, labels=labels, probs=probs, checkpoint=checkpoint, epoch=epoch)
+    echo(f"test probabilities of {len(names)} clips ({checkpoint}) written to {path}", rt.is_main)
 
 
 def report(rows: list[dict], run_dir: Path, cfg: RunConfig, rt: Runtime) -> None:
@@ -260,6 +277,9 @@ def evaluate_checkpoint(args: argparse.Namespace, data: RunData, ev: EvalConfig,
     for note in notes:
         echo(f"note: {note}", rt.is_main)
     epoch = int(ckpt.get("epoch", 0)) - 1  # the epoch it was written after
+    if args.save_test_probs:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_test_probs(model, run_dir / "test_probs.npz", Path(args.evaluate).stem, epoch, data, cfg, ev, rt)
     rows = robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger,
                             Path(args.evaluate).stem, epoch)  # fmt: skip
     report(rows, run_dir, cfg, rt)

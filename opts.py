@@ -11,9 +11,11 @@ import ast
 import math
 import sys
 
+from datasets.augment import AugmentConfig
 from datasets.catalog import CATALOG
 from datasets.corruptions import parse_corruptions
 from datasets.inputs import MEDIAPIPE, VIDEO_SUFFIXES
+from datasets.streams import STREAMS
 from engine.config import EvalConfig, OptimConfig, TrainConfig
 from engine.objective import LossConfig
 from engine.predict import PredictOptions
@@ -158,8 +160,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="part of the training clips held out (whole subjects where the clip names carry them) to choose the "
         "best epoch; the test split is scored only at the end, with the chosen and the last checkpoint",
     )
+    g.add_argument(
+        "--stream",
+        default="joint",
+        choices=STREAMS,
+        help="coordinate inputs (--input_f Skeleton, MotionBERT): the joints, the bones (joint minus its parent in "
+        "the layout's tree, 0 at the root) or the frame differences of either (0 in the last frame); computed after "
+        "the corruption and saved with the run, so --evaluate and predict use it too",
+    )
+    g.add_argument(
+        "--save_test_probs",
+        action="store_true",
+        help="write test_probs.npz (clip names, labels, class probabilities) of the clean test clips with the first "
+        "checkpoint of --sweep_checkpoints (or the --evaluate one) to the run directory, for scripts/fuse.py",
+    )
     g.add_argument("--synthetic_clips", type=int, default=8, help="synthetic data: clips per class and per subject")
     g.add_argument("--synthetic_seed", type=int, default=0, help="synthetic data: generator seed")
+
+    g = p.add_argument_group(
+        "augmentation",
+        "random skeleton transforms of the training clips (datasets/augment.py), the same for both "
+        "views of a clip and applied before its corruption; never at evaluation. All off by default",
+    )
+    g.add_argument(
+        "--aug_rotate",
+        type=finite_float,
+        default=0.0,
+        metavar="DEG",
+        help="rotate each clip about its centre by U(-DEG, DEG) degrees about each axis (3D) or in the image plane "
+        "(2D)",
+    )
+    g.add_argument(
+        "--aug_scale",
+        type=finite_float,
+        default=0.0,
+        metavar="S",
+        help="scale each axis by 1 + U(-S, S) (pyskl's RandomScale), about the clip's centre",
+    )
+    g.add_argument(
+        "--aug_shear",
+        type=finite_float,
+        default=0.0,
+        metavar="S",
+        help="shear: each off-diagonal entry of the shear matrix U(-S, S) (CTR-GCN's shear)",
+    )
+    g.add_argument(
+        "--aug_temporal_crop",
+        type=finite_float,
+        default=1.0,
+        metavar="MIN_FRACTION",
+        help="keep a random contiguous crop of U(MIN_FRACTION, 1) of the frames, resampled to --clip_len (1: off)",
+    )
 
     g = p.add_argument_group("model")
     g.add_argument("--model_type", default="poseconv", choices=sorted(MODEL_TYPES), help="backbone")
@@ -397,6 +448,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             err(f"--{name} must be >= 1")
     if args.gamma_ramp < 0 or args.sup_thresh < 0:
         err("--gamma_ramp and --sup_thresh count epochs and must be >= 0")
+    if not 0 <= args.aug_rotate <= 180:
+        err(f"--aug_rotate is an angle in [0, 180] degrees, got {args.aug_rotate}")
+    if not (0 <= args.aug_scale < 1 and 0 <= args.aug_shear < 1):
+        err(f"--aug_scale and --aug_shear must be in [0, 1), got {args.aug_scale} and {args.aug_shear}")
+    if not 0 < args.aug_temporal_crop <= 1:
+        err(f"--aug_temporal_crop is the smallest fraction of frames kept, in (0, 1], got {args.aug_temporal_crop}")
+    if args.stream != "joint" and spec.reads != "joints" and args.input_f != "Skeleton":
+        err(f"--stream {args.stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT)")
     if args.clip_len is not None and args.clip_len < 1:
         err("--clip_len must be >= 1")
     if args.in_channels is not None and args.in_channels < 1:
@@ -460,6 +519,8 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
         val_fraction=args.val_fraction, corruptions=tuple(parse_corruptions(args.train_corruptions or [])),
         max_steps=args.max_steps, eval_every=args.eval_freq, log_every=args.print_freq,
         channels_last=args.channels_last, compile=args.compile,
+        augment=AugmentConfig(rotate=args.aug_rotate, scale=args.aug_scale, shear=args.aug_shear,
+                              temporal_crop=args.aug_temporal_crop),
     )  # fmt: skip
     optim = OptimConfig(
         epochs=args.epochs, lr=args.lr * scale, lr_type=args.lr_type, lr_steps=tuple(args.lr_steps),

@@ -14,7 +14,9 @@ For MotionBERT (`pipeline='motionbert'`) the keypoints are its normalised model 
 them, or (x, y, z) from 3D joints of any layout; no `keypoint_score`.
 
 Randomness: a training item draws from a generator seeded by (seed, epoch, index), so the data do
-not depend on the number of workers and a resumed run sees the same clips. Evaluation noise comes
+not depend on the number of workers and a resumed run sees the same clips. The skeleton augmentations
+(datasets/augment.py, training only) draw from their own generator, seeded by (seed, epoch, index,
+AUGMENT_STREAM), so switching them on leaves every other draw as it was. Evaluation noise comes
 from `corruption_rng(family, severity, index)` (datasets/corruptions.py; for jitter `eval_noise_rng(alpha,
 index)`), identical for every model and run. Jitter is drawn on the sampled frames (as it always was);
 the other corruptions act on the whole clip before frame sampling.
@@ -28,6 +30,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from datasets.annotations import KeypointStore
+from datasets.augment import AugmentConfig, augment_clip
 from datasets.corruptions import corrupt, corruption_rng
 from datasets.layouts import Layout
 from datasets.motionbert_prep import motionbert_clip, motionbert_clip_3d
@@ -39,6 +42,7 @@ NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item 
 # preprocessing, for any model that reads joints). The names are stored in checkpoints' run configuration.
 VOLUME_PIPELINE, JOINTS_PIPELINE = "pose", "motionbert"
 PIPELINES = (VOLUME_PIPELINE, JOINTS_PIPELINE)
+AUGMENT_STREAM = 1  # last word of the augmentations' generator seed (see the module doc)
 
 
 def _top_persons(kp: np.ndarray, score: np.ndarray, max_persons: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +98,8 @@ class SkeletonClips(Dataset):
         Evaluation: exactly one, applied to every clip with its fixed generator `corruption_rng`.
     noisy_view: also return a corrupted view of the same clip (training with a second view).
     layout: joint layout (flip pairs). seed: base seed. max_persons: persons per clip after padding.
+    augment: skeleton augmentations of training clips (datasets/augment.py), applied to the whole clip
+        before frame sampling and before the corruption, so both views share them; None or all off: none.
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class SkeletonClips(Dataset):
         seed: int = 0,
         max_persons: int = 2,
         corruptions: tuple[tuple[str, float], ...] | None = None,
+        augment: AugmentConfig | None = None,
     ) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
@@ -126,6 +133,7 @@ class SkeletonClips(Dataset):
         if not train and len(self.corruptions) != 1:
             raise ValueError("an evaluation set is corrupted by exactly one (family, severity)")
         self.seed, self.max_persons, self.epoch = seed, max_persons, 0
+        self.augment = augment if train and augment is not None and augment.enabled else None
         if pipeline == "pose":
             full = (
                 pose_train_pipeline(clip_len, input_size=input_size, layout=layout)
@@ -147,6 +155,8 @@ class SkeletonClips(Dataset):
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             noise_rng = rng
+            if self.augment is not None:
+                clip = self._augmented(clip, np.random.default_rng([self.seed, self.epoch, index, AUGMENT_STREAM]))
         else:
             rng = np.random.default_rng([self.seed, index])
             noise_rng = corruption_rng(*self.corruptions[0], index)
@@ -157,6 +167,12 @@ class SkeletonClips(Dataset):
         views["label"] = np.int64(clip["label"])
         views["index"] = np.int64(index)
         return views
+
+    def _augmented(self, clip: dict, rng: np.random.Generator) -> dict:
+        """The whole clip under the training augmentations (a temporal crop resamples it to clip_len frames);
+        keypoint_score and total_frames follow."""
+        kp, score = augment_clip(clip["keypoint"], clip["keypoint_score"], self.augment, self.clip_len, rng)
+        return {**clip, "keypoint": kp, "keypoint_score": score, "total_frames": kp.shape[1]}
 
     def _views(self, rng: np.random.Generator) -> list[tuple[str, tuple[str, float] | None]]:
         """(key prefix, corruption or None) of each view: training gives the clean clip and, when asked, a

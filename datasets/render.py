@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from datasets.layouts import COCO17, Layout
+from datasets.streams import joint_stream, parents
 
 EPS = 1e-3  # pyskl skips joints and limbs whose value (score, or 1 without scores) is below this
 _CHUNK = 1 << 20  # window pixels evaluated per step; bounds the temporaries (4 MB each)
@@ -534,12 +535,16 @@ def render_grayscale(
     return render_joint_heatmaps(kp, score, size, sigma, use_score).sum(dim=1, keepdim=True)
 
 
-def render_skeleton(kp: Tensor, score: Tensor, size: tuple[int, int]) -> Tensor:
+def render_skeleton(
+    kp: Tensor, score: Tensor, size: tuple[int, int], stream: str = "joint", layout: Layout = COCO17
+) -> Tensor:
     """Coordinates as input channels: (N, M*V*2, T, 1, 1) float32.
 
     Channel order is (M, V, xy) flattened: channel (m * V + v) * 2 + 0 is x of joint v of person m,
     + 1 its y. x and y are mapped from [0, W] and [0, H] pixels to [-1, 1] (2 x / W - 1), so a
     horizontal flip (x -> W - x) negates x. Missing joints (score 0, or both coordinates 0) are 0.
+    stream: 'joint', or the bones / motions of the mapped coordinates with the layout's parents
+    (datasets/streams.py; 0 wherever a joint they need is missing).
     """
     kp, score = _check_inputs(kp, score)
     n, m, t, v, _ = kp.shape
@@ -548,6 +553,8 @@ def render_skeleton(kp: Tensor, score: Tensor, size: tuple[int, int]) -> Tensor:
     coords = kp * scale - 1  # (N, M, T, V, 2)
     missing = (score <= 0) | (kp == 0).all(dim=-1)  # (N, M, T, V)
     coords = coords.masked_fill(missing[..., None], 0)
+    if stream != "joint":
+        coords = joint_stream(coords, stream, parents(layout), missing)  # (N, M, T, V, 2)
     return coords.permute(0, 1, 3, 4, 2).reshape(n, m * v * 2, t, 1, 1)  # (N, M*V*2, T, 1, 1)
 
 
@@ -611,6 +618,7 @@ def render(
     layout: Layout = COCO17,
     double: bool = False,
     out: Tensor | None = None,
+    stream: str = "joint",
 ) -> Tensor:
     """Render the backbone input named `input_format` for a batch.
 
@@ -622,6 +630,8 @@ def render(
     (as upstream; this is not the same as rendering flipped keypoints, whose windows truncate
     differently); for Skeleton it is `flip_keypoints` with the frame width.
     out: optional contiguous float32 buffer of the output shape to reuse (heatmap and limb formats).
+    stream: 'joint', or for Skeleton the bone / motion stream of datasets/streams.py (of the flipped
+    keypoints for the mirrored view).
     Returns (N or 2N, C, T, H, W) float32 on kp.device ((..., 1, 1) for Skeleton), C from
     `input_channels`.
     """
@@ -632,11 +642,13 @@ def render(
         raise ValueError(f"kp has {kp.shape[3]} joints but layout {layout.name} has {layout.num_joints}")
     if out is not None and name not in ("heatmap", "limb"):
         raise ValueError(f"out= is only supported for Heatmap and Limb, not {input_format!r}")
+    if stream != "joint" and name != "skeleton":
+        raise ValueError(f"stream {stream!r} is for coordinate inputs (Skeleton), not {input_format!r}")
     if name == "skeleton":
-        x = render_skeleton(kp, score, size)
+        x = render_skeleton(kp, score, size, stream, layout)
         if not double:
             return x
-        flipped = render_skeleton(*flip_keypoints(kp, score, size[1], layout.flip_order()), size)
+        flipped = render_skeleton(*flip_keypoints(kp, score, size[1], layout.flip_order()), size, stream, layout)
         return torch.stack([x, flipped], dim=1).flatten(0, 1)  # (2N, C, T, 1, 1)
     if name == "grayscale":
         x = render_grayscale(kp, score, size, sigma, use_score)

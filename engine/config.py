@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datasets.augment import AugmentConfig
 from datasets.clips import JOINTS_PIPELINE, VOLUME_PIPELINE
 from datasets.layouts import Layout
 from datasets.render import input_channels
+from datasets.streams import STREAMS
 from models import get_spec
 from utils.errors import UserError
 
@@ -33,6 +35,7 @@ class RunConfig:
     num_classes: int
     coord_dim: int = 2  # of the training keypoints: 2 (pixels + scores) or 3 (metres)
     label_map: str | None = None  # a custom file's class names ('ntu60', 'ntu120'); None: by the dataset's name
+    stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/streams.py)
 
 
 # The data path of each kind of model input (models/registry.py `reads`).
@@ -54,12 +57,14 @@ def resolve_run_config(
     in_channels: int | None = None,
     model_kwargs: dict | None = None,
     label_map: str | None = None,
+    stream: str = "joint",
 ) -> RunConfig:
     """The run configuration of a backbone on data of `num_joints` joints in `coord_dim` dimensions.
 
     in_channels: what the user asked for (None: derived), checked against the input format.
     clip_len: frames per clip (None: the backbone's default, or its `clip_len_arg`).
     model_kwargs: backbone-specific constructor arguments (its own flags, then --model_cfg), applied last.
+    stream: the input stream of coordinate inputs (Skeleton, MotionBERT): joints, bones or their motions.
     Raises UserError (one line) for a combination that cannot work.
     """
     spec = get_spec(model_name)
@@ -67,6 +72,12 @@ def resolve_run_config(
     if num_joints != layout.num_joints:
         raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
     pipeline = PIPELINES[spec.reads]
+    if stream not in STREAMS:
+        raise UserError(f"unknown --stream {stream!r}; choose one of {', '.join(STREAMS)}")
+    if stream != "joint" and pipeline != JOINTS_PIPELINE and fmt != "Skeleton":
+        raise UserError(
+            f"--stream {stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT), not {fmt} volumes"
+        )
     if pipeline == JOINTS_PIPELINE and layout.name != "coco17" and coord_dim == 2:
         raise UserError(
             f"the 2D joint-coordinate preprocessing (MotionBERT's) maps COCO-17 joints to H36M; 2D layout "
@@ -102,6 +113,7 @@ def resolve_run_config(
         num_classes=num_classes,
         coord_dim=coord_dim,
         label_map=label_map,
+        stream=stream,
     )
 
 
@@ -114,6 +126,7 @@ class TrainConfig:
     noise_alpha: jitter of the second view, unless `corruptions` ((family, severity) pairs of
     datasets/corruptions.py) are given: then each item's corrupted view is drawn from one of them.
     val_fraction: part of the training clips held out to choose the best epoch (datasets/semisup.hold_out).
+    augment: the skeleton augmentations of the training clips (datasets/augment.py; default: none).
     max_steps: cap on steps per epoch (0: none).
     eval_every: validate every N epochs (and after the last). log_every: log every N steps.
     """
@@ -133,6 +146,7 @@ class TrainConfig:
     log_every: int = 20
     channels_last: bool = False
     compile: bool = False
+    augment: AugmentConfig = AugmentConfig()
 
 
 @dataclass(frozen=True)

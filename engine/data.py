@@ -21,6 +21,7 @@ from datasets.clips import JOINTS_PIPELINE, NOISY_PREFIX, SkeletonClips
 from datasets.label_maps import LABEL_MAPS, ntu_label_map
 from datasets.layouts import Layout, get_layout
 from datasets.render import input_channels, render
+from datasets.streams import joints_input_stream
 from engine.config import EvalConfig, RunConfig, TrainConfig
 from utils.errors import UserError
 from utils.runtime import Runtime
@@ -144,7 +145,7 @@ def train_loaders(
         return SkeletonClips(
             store, idx, pipeline=cfg.pipeline, train=True, clip_len=cfg.clip_len, layout=layout,
             input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
-            max_persons=cfg.max_persons, corruptions=train.corruptions or None,
+            max_persons=cfg.max_persons, corruptions=train.corruptions or None, augment=train.augment,
         )  # fmt: skip
 
     has_ul = compares_views and len(unlabelled_idx) > 0
@@ -205,11 +206,12 @@ def model_input(
 ) -> torch.Tensor:
     """Keypoint batch on the device -> model input. Pose: (B, M, T, V, 2) -> rendered (B, C, T, H, W)
     (2B with `double`; into `out` when given, Heatmap and Limb only); joint coordinates (B, M, T, V, 3)
-    are already the input."""
+    are already the input. Coordinate inputs take the run's stream (bones, motions) here, after the view's
+    corruption, which the clips carry already."""
     if cfg.pipeline == JOINTS_PIPELINE:
-        return kp
+        return joints_input_stream(kp, cfg.stream, layout, cfg.coord_dim)
     size = (cfg.input_size, cfg.input_size)
-    return render(cfg.input_format, kp, score, size, layout=layout, double=double, out=out)
+    return render(cfg.input_format, kp, score, size, layout=layout, double=double, out=out, stream=cfg.stream)
 
 
 def step_input(views: list[tuple[dict, str]], cfg: RunConfig, layout: Layout, rt: Runtime, buffers: dict):
