@@ -3,7 +3,11 @@ read from recipes.py), the precedence of command line, recipe and defaults, the 
 the one-line errors, and a smoke run that trains with a recipe on synthetic data."""
 
 import json
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -224,3 +228,27 @@ def test_recipe_trains_on_synthetic_data_with_the_run_length_overridden(tmp_path
     assert (saved["num_clips"], saved["test_flip"], saved["nesterov"], saved["gd"]) == (10, True, False, 40.0)
     train = [json.loads(r) for r in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert any(r["split"] == "train" and r["lr"] == pytest.approx(0.00625) for r in train)
+
+
+def reproduce(tmp_path, *argv, **env):
+    """Run scripts/reproduce_ntu.sh with this interpreter; (exit code, stdout, stderr)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_ntu.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "DATA_ROOT": str(tmp_path), **env}
+    done = subprocess.run([str(script), *argv], capture_output=True, text=True, env=env, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_reproduce_script_checks_the_recipe_and_the_annotation_file(tmp_path):
+    code, _, err = reproduce(tmp_path, "posec3d_ntu60_xsub")
+    assert code == 2 and err.count("\n") == 1 and "unknown recipe 'posec3d_ntu60_xsub'; known recipes:" in err
+    code, _, err = reproduce(tmp_path, "posec3d_ntu120_xset_limb")
+    expected = tmp_path / "nturgbd" / "ntu120_hrnet.pkl"
+    assert code == 2 and err.count("\n") == 1 and f"annotation file not found at {expected}" in err
+    assert "download.openmmlab.com" in err
+    expected.parent.mkdir()
+    expected.write_bytes(b"")
+    code, out, _ = reproduce(tmp_path, "posec3d_ntu120_xset_limb", "--amp", "bf16", DRY_RUN="1")
+    assert code == 0 and out.split()[1:5] == ["main.py", "ntu120", "--recipe", "posec3d_ntu120_xset_limb"]
+    assert out.split()[-2:] == ["--amp", "bf16"]  # the extra flags come last and override the recipe
+    code, out, _ = reproduce(tmp_path, "posec3d_ntu120_xset_limb", DRY_RUN="1", NPROC="8")
+    assert code == 0 and "scripts/dist_train.sh ntu120 --recipe" in out and "NPROC=8" in out
