@@ -437,7 +437,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         err("--use_finetuning pseudo-labels the unlabelled clips: set --percentage > 0")
     if args.lr_batch < 0:
         err("--lr_batch is a number of clips (0: learning rates used as given)")
-    if args.recipe and RECIPES[args.recipe].needs_pretrained and args.dataset != "synthetic" and not args.pretrained:
+    starts_from = args.pretrained or args.tune_from or args.evaluate  # fine-tuning's starting point, or none needed
+    if args.recipe and RECIPES[args.recipe].needs_pretrained and args.dataset != "synthetic" and not starts_from:
         err(f"recipe {args.recipe} fine-tunes a pretrained backbone: pass --pretrained FILE (MotionBERT's checkpoint)")
     if args.evaluate and args.resume:
         err("--evaluate and --resume exclude each other")

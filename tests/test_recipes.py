@@ -129,6 +129,8 @@ def test_motionbert_presets_match_the_upstream_finetuning(split):
     assert args.lr_batch == MB_FT["batch_size"]  # one process (DataParallel): batch_size is the total batch
     assert (args.num_clips, args.test_flip, args.gamma, args.val_fraction) == (1, False, 0.0, 0.0)
     assert RECIPES[name].published == MB_PUBLISHED[split] and RECIPES[name].needs_pretrained
+    for start in (["--tune_from", "run.pt"], ["--evaluate", "run.pt"]):  # no --pretrained needed
+        assert parse_args(["ntu60", "--recipe", name, *start]).pretrained is None
 
 
 def test_every_recipe_is_tested_and_its_model_settings_are_the_constructor_defaults():
