@@ -208,14 +208,20 @@ def test_recipe_errors_are_one_line(argv, message, capsys):
         assert all(name in line for name in RECIPES)
 
 
-def test_recipe_trains_on_synthetic_data_with_the_run_length_overridden(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def ann_file(tmp_path_factory):
+    """A small synthetic annotation file: 12 classes, 10 subjects, one short clip each."""
+    data = make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=40)
+    path = tmp_path_factory.mktemp("data") / "tiny.pkl"
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
+def test_recipe_trains_on_synthetic_data_with_the_run_length_overridden(tmp_path, ann_file, capsys):
     """The CI smoke run: a pyskl recipe on a tiny synthetic file, two steps, a tiny model and input; the
     recipe's test protocol (10 clips x flip) scores the last checkpoint."""
-    data = make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=40)
-    ann = tmp_path / "tiny.pkl"
-    ann.write_bytes(pickle.dumps(data))
     out = cli.main([
-        "synthetic", "--recipe", "posec3d_ntu60_xsub_limb", "--ann_file", str(ann), "--run_dir", str(tmp_path),
+        "synthetic", "--recipe", "posec3d_ntu60_xsub_limb", "--ann_file", str(ann_file), "--run_dir", str(tmp_path),
         "--name", "r", "--epochs", "1", "--max_steps", "2", "-b", "4", "-j", "0", "--clip_len", "8",
         "--input_size", "24", "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)", "--eval_corruptions", "none",
         "--eval_alphas", "0", "--device", "cpu",
@@ -254,3 +260,16 @@ def test_reproduce_script_checks_the_recipe_and_the_annotation_file(tmp_path):
     assert out.split()[-2:] == ["--amp", "bf16"]  # the extra flags come last and override the recipe
     code, out, _ = reproduce(tmp_path, "posec3d_ntu120_xset_limb", DRY_RUN="1", NPROC="8")
     assert code == 0 and "scripts/dist_train.sh ntu120 --recipe" in out and "NPROC=8" in out
+
+
+def test_motionbert_recipe_trains_on_synthetic_data_with_its_scaled_learning_rates(tmp_path, ann_file, capsys):
+    out = cli.main([
+        "synthetic", "--recipe", "motionbert_ntu60_xview_ft", "--ann_file", str(ann_file), "--run_dir", str(tmp_path),
+        "--name", "mb", "--epochs", "1", "--max_steps", "2", "-b", "4", "-j", "0", "--clip_len", "16",
+        "--model_cfg", "dim_feat=16", "dim_rep=16", "depth=1", "num_heads=2", "hidden_dim=32",
+        "--eval_corruptions", "none", "--eval_alphas", "0", "--device", "cpu",
+    ])  # fmt: skip
+    recipe = [line for line in capsys.readouterr().out.splitlines() if line.startswith("recipe: ")]
+    assert len(recipe) == 1 and "MB_ft_NTU60_xview.yaml" in recipe[0]
+    assert "effective lr_backbone1 1.25e-05, lr_head1 0.000125" in recipe[0]  # 1e-4 and 1e-3 x 4 / 32
+    assert {r["checkpoint"] for r in out["robustness"]} == {"last"}
