@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from datasets.annotations import KeypointStore
+from datasets.annotations import KeypointStore, release_freed_memory
 from datasets.catalog import get_spec, load_store, split_names
 from datasets.clips import JOINTS_PIPELINE, NOISY_PREFIX, SkeletonClips
 from datasets.label_maps import LABEL_MAPS, ntu_label_map
@@ -59,6 +59,7 @@ def load_run_data(
     counted = dataset in ("synthetic", "custom")
     store, path = load_store(dataset, data_root, ann_file, synthetic_options=synthetic_options,
                              num_classes=10**9 if counted else spec.num_classes)  # fmt: skip
+    release_freed_memory()  # the unpickled file is gone; its heap would stay resident, and shared by workers
     num_classes = int(store.labels.max()) + 1 if counted else spec.num_classes
     label_map, notes = (ntu_label_map(store.names, store.labels) if dataset == "custom" else None), []
     if label_map is not None:
