@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames per clip; None means 24 for PoseConv3D, 243 for MotionBERT, --num_segments for TSM",
     )
     g.add_argument("--input_size", type=int, default=56, help="side of the rendered frames in pixels (train and test)")
+    g.add_argument(
+        "--test_input_size",
+        type=int,
+        default=None,
+        help="side of the frames rendered for evaluation (validation, test, predict) when it differs from "
+        "--input_size: pyskl trains PoseConv3D at 56 and tests at 64 (the network pools globally); None: --input_size",
+    )
     g.add_argument("--num_clips", type=int, default=1, help="clips per test video, probabilities averaged (pyskl)")
     g.add_argument("--test_flip", action="store_true", help="also test on the horizontally flipped clip (pyskl double)")
     g.add_argument("--max_persons", type=int, default=2, help="persons kept per clip (most confident), zero-padded")
@@ -457,6 +464,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         err(f"--aug_temporal_crop is the smallest fraction of frames kept, in (0, 1], got {args.aug_temporal_crop}")
     if args.stream != "joint" and spec.reads != "joints" and args.input_f != "Skeleton":
         err(f"--stream {args.stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT)")
+    if args.test_input_size is not None and args.test_input_size < 1:
+        err("--test_input_size must be >= 1")
     if args.clip_len is not None and args.clip_len < 1:
         err("--clip_len must be >= 1")
     if args.in_channels is not None and args.in_channels < 1:

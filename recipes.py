@@ -42,6 +42,7 @@ POSEC3D_SCHEDULE = {
     "dropout": 0.5,  # I3DHead dropout
     "clip_len": 48,  # UniformSampleFrames clip_len
     "input_size": 56,  # training crop resized to (56, 56), after Resize (-1, 64) and RandomResizedCrop
+    "test_input_size": 64,  # val and test pipelines: Resize (64, 64)
     "num_clips": 10,  # test: 10 clips, probabilities averaged (average_clips 'prob')
     "test_flip": True,  # test: GeneratePoseTarget double=True
     "batch_size": 32,  # videos_per_gpu
@@ -59,8 +60,6 @@ POSEC3D_SCHEDULE = {
 
 # Upstream settings that every PoseConv3D recipe does not reproduce, or reproduces differently.
 POSEC3D_NOT_REPRODUCED = (
-    "test frames are resized to (56, 56), upstream's test pipeline to (64, 64) (the project renders train and "
-    "test at one --input_size)",
     "pyskl renders every person of a clip; the project keeps the --max_persons (2) most confident",
 )
 PYSKL_LIMB_ORDER = (

@@ -36,6 +36,12 @@ class RunConfig:
     coord_dim: int = 2  # of the training keypoints: 2 (pixels + scores) or 3 (metres)
     label_map: str | None = None  # a custom file's class names ('ntu60', 'ntu120'); None: by the dataset's name
     stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/streams.py)
+    test_input_size: int | None = None  # side of the rendered frames at evaluation; None: input_size
+
+    @property
+    def test_size(self) -> int:
+        """Side in pixels of the frames rendered for evaluation (validation, test, predict)."""
+        return self.test_input_size or self.input_size
 
 
 # The data path of each kind of model input (models/registry.py `reads`).
@@ -58,6 +64,7 @@ def resolve_run_config(
     model_kwargs: dict | None = None,
     label_map: str | None = None,
     stream: str = "joint",
+    test_input_size: int | None = None,
 ) -> RunConfig:
     """The run configuration of a backbone on data of `num_joints` joints in `coord_dim` dimensions.
 
@@ -65,6 +72,7 @@ def resolve_run_config(
     clip_len: frames per clip (None: the backbone's default, or its `clip_len_arg`).
     model_kwargs: backbone-specific constructor arguments (its own flags, then --model_cfg), applied last.
     stream: the input stream of coordinate inputs (Skeleton, MotionBERT): joints, bones or their motions.
+    test_input_size: side of the rendered frames at evaluation (None: input_size; pyskl trains at 56, tests at 64).
     Raises UserError (one line) for a combination that cannot work.
     """
     spec = get_spec(model_name)
@@ -108,6 +116,7 @@ def resolve_run_config(
         input_format=fmt,
         clip_len=clip_len,
         input_size=input_size,
+        test_input_size=test_input_size,
         max_persons=max_persons,
         layout=layout.name,
         num_classes=num_classes,

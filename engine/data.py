@@ -179,7 +179,7 @@ def eval_dataset(
     datasets/corruptions.py, fixed per clip (the default: clean)."""
     return SkeletonClips(
         store, idx, pipeline=cfg.pipeline, train=False, clip_len=cfg.clip_len, layout=layout,
-        num_clips=num_clips, input_size=cfg.input_size, seed=seed, max_persons=cfg.max_persons,
+        num_clips=num_clips, input_size=cfg.test_size, seed=seed, max_persons=cfg.max_persons,
         corruptions=(corruption,),
     )  # fmt: skip
 
@@ -204,14 +204,17 @@ def model_input(
     layout: Layout,
     double: bool = False,
     out: torch.Tensor | None = None,
+    test: bool = False,
 ) -> torch.Tensor:
-    """Keypoint batch on the device -> model input. Pose: (B, M, T, V, 2) -> rendered (B, C, T, H, W)
+    """Keypoint batch on the device -> model input. Pose: (B, M, T, V, 2) -> rendered (B, C, T, H, W),
+    H = W = cfg.input_size, or cfg.test_size for evaluation clips (`test`), which were resized to it
     (2B with `double`; into `out` when given, Heatmap and Limb only); joint coordinates (B, M, T, V, 3)
     are already the input. Coordinate inputs take the run's stream (bones, motions) here, after the view's
     corruption, which the clips carry already."""
     if cfg.pipeline == JOINTS_PIPELINE:
         return joints_input_stream(kp, cfg.stream, layout, cfg.coord_dim)
-    size = (cfg.input_size, cfg.input_size)
+    side = cfg.test_size if test else cfg.input_size
+    size = (side, side)
     return render(cfg.input_format, kp, score, size, layout=layout, double=double, out=out, stream=cfg.stream)
 
 

@@ -23,7 +23,7 @@ def batch_probs(model, batch: dict, cfg: RunConfig, layout: Layout, rt: Runtime,
     kp = batch["keypoint"].to(rt.device)  # (B, S, M, T, V, 2); joint coordinates (B, S, M, T, V, 3)
     b = kp.shape[0]
     score = batch["keypoint_score"].to(rt.device).flatten(0, 1) if "keypoint_score" in batch else None
-    x = model_input(kp.flatten(0, 1), score, cfg, layout, double=test_flip)  # (B*S*D, ...)
+    x = model_input(kp.flatten(0, 1), score, cfg, layout, double=test_flip, test=True)  # (B*S*D, ...)
     with rt.autocast():
         logits = model(x).float()
     return logits.softmax(-1).view(b, -1, logits.shape[-1]).mean(1)  # (B, C)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import engine.evaluate
+import engine.train
 import main as cli
 from datasets.synthetic import make_synthetic
 from engine.config import OptimConfig
@@ -30,6 +32,7 @@ PYSKL = {
     "dropout": 0.5,
     "clip_len": 48,
     "train_size": 56,  # Resize (56, 56) after the crop
+    "test_size": 64,  # val and test pipelines: Resize (64, 64)
     "test_clips": 10,
     "test_double": True,
     "videos_per_gpu": 32,
@@ -76,6 +79,7 @@ def check_pyskl_schedule(args):
     assert (args.model_type, args.dropout, args.clip_len, args.input_size) == (
         "poseconv", PYSKL["dropout"], PYSKL["clip_len"], PYSKL["train_size"])  # fmt: skip
     assert (args.num_clips, args.test_flip) == (PYSKL["test_clips"], PYSKL["test_double"])
+    assert args.test_input_size == PYSKL["test_size"]
     assert (args.batch_size, args.lr_batch) == (PYSKL["videos_per_gpu"], PYSKL["videos_per_gpu"] * PYSKL["gpus"])
     assert (args.lr, args.momentum, args.nesterov, args.weight_decay, args.gd, args.lr_type) == (
         PYSKL["lr"], PYSKL["momentum"], PYSKL["nesterov"], PYSKL["weight_decay"], PYSKL["grad_clip"],
@@ -98,7 +102,7 @@ def test_pyskl_presets_match_the_upstream_configs(key):
     assert RECIPES[name].upstream.endswith(f"slowonly_r50_{dataset}_{split}/{config}.py")
     # The settings the project cannot reproduce are said, not dropped silently.
     said = " ".join(RECIPES[name].not_reproduced)
-    assert "(64, 64)" in said
+    assert "persons" in said
     assert ("limb channel order" in said) == (config == "limb")
     assert ("class_prob" in said) == ((dataset, split) == ("ntu120", "xsub"))
 
@@ -217,20 +221,33 @@ def ann_file(tmp_path_factory):
     return path
 
 
-def test_recipe_trains_on_synthetic_data_with_the_run_length_overridden(tmp_path, ann_file, capsys):
+def test_recipe_trains_on_synthetic_data_with_the_run_length_overridden(tmp_path, ann_file, capsys, monkeypatch):
     """The CI smoke run: a pyskl recipe on a tiny synthetic file, two steps, a tiny model and input; the
-    recipe's test protocol (10 clips x flip) scores the last checkpoint."""
+    recipe's test protocol (10 clips x flip, frames of the test size) scores the last checkpoint."""
+    shapes = {"train": set(), "test": set()}  # (T, H, W) of the model inputs
+
+    def spy(kind, fn):
+        def wrapped(*a, **k):
+            x = fn(*a, **k)
+            shapes[kind].add(tuple(x.shape[2:]))
+            return x
+
+        return wrapped
+
+    monkeypatch.setattr(engine.train, "step_input", spy("train", engine.train.step_input))
+    monkeypatch.setattr(engine.evaluate, "model_input", spy("test", engine.evaluate.model_input))
     out = cli.main([
         "synthetic", "--recipe", "posec3d_ntu60_xsub_limb", "--ann_file", str(ann_file), "--run_dir", str(tmp_path),
         "--name", "r", "--epochs", "1", "--max_steps", "2", "-b", "4", "-j", "0", "--clip_len", "8",
-        "--input_size", "24", "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)", "--eval_corruptions", "none",
-        "--eval_alphas", "0", "--device", "cpu",
+        "--input_size", "24", "--test_input_size", "32", "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)",
+        "--eval_corruptions", "none", "--eval_alphas", "0", "--device", "cpu",
     ])  # fmt: skip
+    assert shapes == {"train": {(8, 24, 24)}, "test": {(8, 32, 32)}}
     lines = capsys.readouterr().out.splitlines()
     recipe = [line for line in lines if line.startswith("recipe: ")]
     assert len(recipe) == 1 and "posec3d_ntu60_xsub_limb" in recipe[0] and "input_f=Limb" in recipe[0]
     assert "effective lr 0.00625" in recipe[0]  # 0.4 x 4 / 256
-    assert "overrides model_cfg, clip_len, input_size, batch_size, epochs" in recipe[0]
+    assert "overrides model_cfg, clip_len, input_size, test_input_size, batch_size, epochs" in recipe[0]
     assert {r["checkpoint"] for r in out["robustness"]} == {"last"}  # no validation part, as upstream
     saved = json.loads((tmp_path / "r" / "args.json").read_text())["args"]
     assert (saved["num_clips"], saved["test_flip"], saved["nesterov"], saved["gd"]) == (10, True, False, 40.0)
