@@ -52,6 +52,7 @@ from utils.errors import UserError, exit_on_user_error
 from utils.logger import RunLogger, echo
 from utils.robustness import write_robustness
 from utils.runtime import Runtime, close_runtime, git_revision, peak_memory, seed_everything, setup_runtime
+from utils.threads import apply_threads
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -225,6 +226,7 @@ def runtime(args: argparse.Namespace, argv: list[str] | None) -> tuple[Runtime, 
         rt, notes = setup_runtime(args.device, args.gpus, args.amp)
     except RuntimeError as e:
         raise UserError(str(e)) from e
+    notes.append(apply_threads(args.threads, args.workers)[1])  # before any work: a busy core makes threads wait
     seed_everything(args.seed, args.deterministic)
     if args.modality is not None:
         notes.append(f"modality {args.modality!r} is accepted for compatibility and not used (see --input_f)")

@@ -21,6 +21,7 @@ from engine.objective import LossConfig
 from engine.predict import PredictOptions
 from models import get_spec
 from recipes import RECIPES, lr_scale, recipe_defaults
+from utils.threads import parse_threads
 
 MODEL_TYPES = {"poseconv": "poseconv3d", "motionbert": "motionbert", "tsm": "tsm"}  # --model_type -> registry
 INPUT_FORMATS = ("Heatmap", "NCTHW_Heatmap", "Limb", "Grayscale", "Skeleton")
@@ -393,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--channels_last", action="store_true", help="channels-last 3D memory format (CUDA)")
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    g.add_argument(
+        "--threads", type=parse_threads, default=None, metavar="N|auto",
+        help="torch threads of the training process; auto: the cores this process may use minus data workers and "
+        "other jobs' load, at most 8 (utils/threads.py); default: auto",
+    )  # fmt: skip
     g.add_argument("--print-freq", "-p", dest="print_freq", type=int, default=20, help="log every N steps")
     g.add_argument("--eval-freq", "-ef", dest="eval_freq", type=int, default=1, help="evaluate every N epochs")
     g.add_argument(

@@ -1,0 +1,91 @@
+"""--threads and the `auto` rule of utils/threads.py."""
+
+import argparse
+
+import pytest
+import torch
+
+import utils.threads as threads
+from tests.conftest import error_line
+from utils.threads import MAX_AUTO_THREADS, apply_threads, choose_threads, parse_threads
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize(
+    "cores, workers, load, processes, expected",
+    [
+        (2, 0, 0.0, 1, 2),  # a quiet 2-core machine: both cores
+        (2, 0, 1.0, 1, 1),  # beside one other job (issue 13: 19 s with one thread, 93 s with two)
+        (2, 2, 0.0, 1, 1),  # the demo's -j 2 on 2 cores: never below one
+        (2, 0, 0.4, 1, 2),  # load rounds: a job that is mostly idle does not take a core
+        (2, 0, 0.6, 1, 1),
+        (8, 2, 3.4, 1, 3),  # 8 cores, 2 workers, 3 busy threads elsewhere
+        (16, 4, 0.0, 1, MAX_AUTO_THREADS),  # capped
+        (16, 0, 0.0, 4, 4),  # torchrun with 4 processes on the node: a quarter of the cores each
+        (16, 2, 0.0, 4, 2),
+        (1, 4, 5.0, 1, 1),
+        (4, 0, -1.0, 1, 4),  # a nonsensical negative load counts as none
+    ],
+)
+def test_auto_rule_on_hand_made_machines(cores, workers, load, processes, expected):
+    assert choose_threads(cores, workers, load, processes) == expected
+
+
+def test_auto_rule_cap_is_a_parameter():
+    assert choose_threads(32, 0, 0.0, cap=32) == 32
+    assert choose_threads(32, 0, 0.0) == MAX_AUTO_THREADS
+
+
+def test_parse_threads():
+    assert parse_threads("auto") is None
+    assert parse_threads("3") == 3
+    for bad in ("0", "-2", "two", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="'auto' or a number of threads >= 1"):
+            parse_threads(bad)
+
+
+def test_explicit_threads_win_over_the_environment(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    n, note = apply_threads(1, workers=0)
+    assert n == 1 and torch.get_num_threads() == 1 and "(--threads)" in note
+
+
+def test_auto_respects_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    n, note = apply_threads(None, workers=5)
+    assert n == 2 and torch.get_num_threads() == 2 and "OMP_NUM_THREADS" in note
+
+
+def test_auto_reads_affinity_load_and_local_world_size(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 0.5, 0.1), raising=False)
+    n, note = apply_threads(None, workers=2)
+    assert n == 12 // 2 - 2 - 1 == torch.get_num_threads()
+    assert "auto: 12 cores / 2 processes, 2 data workers, load average 1.2" in note
+
+
+def test_the_flag_reaches_torch_and_the_start_up_notes():
+    import main
+    from opts import parse_args
+
+    argv = ["synthetic", "--threads", "2", "--device", "cpu"]
+    _, notes = main.runtime(parse_args(argv), argv)
+    assert torch.get_num_threads() == 2
+    assert "torch computes with 2 thread(s) (--threads)" in notes
+
+
+def test_a_bad_thread_count_is_one_line(capsys):
+    from opts import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args(["synthetic", "--threads", "0"])
+    line = error_line(capsys, e)
+    assert "--threads" in line and "'auto' or a number of threads >= 1" in line, line
