@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
 
     # -- data
     synthetic = {"clips_per_class_per_subject": args.synthetic_clips, "seed": args.synthetic_seed}
-    data = load_run_data(args.dataset, args.data_root, args.ann_file, args.split, synthetic)
+    data = load_run_data(args.dataset, args.data_root, args.ann_file, args.split, synthetic, args.layout)
     notes += data.notes
     if args.evaluate:
         return evaluate_checkpoint(args, data, ev, rt, notes)
@@ -272,7 +272,8 @@ def training_split(path: Path, data: RunData, train: TrainConfig, rt: Runtime) -
 def evaluate_checkpoint(args: argparse.Namespace, data: RunData, ev: EvalConfig, rt: Runtime, notes) -> dict:
     """--evaluate CKPT: rebuild the model from the checkpoint's own configuration and run the sweep."""
     model, cfg, ckpt = load_run_model(args.evaluate, rt.device, args.trust_checkpoint)
-    data = replace(data, layout=get_layout(cfg.layout))  # the model's, not the data file's: the data must fit it
+    # the model's layout, not the data file's: the data must fit it
+    data = replace(data, layout=get_layout(cfg.layout, cfg.layout_def))
     check_fits(data.store, cfg, data.layout, data.path.name)
     run_dir = Path(args.run_dir) / args.name if args.name else Path(args.evaluate).resolve().parent
     logger = RunLogger(run_dir, enabled=rt.is_main)

@@ -15,6 +15,7 @@ from datasets.augment import AugmentConfig
 from datasets.catalog import CATALOG
 from datasets.corruptions import parse_corruptions
 from datasets.inputs import MEDIAPIPE, VIDEO_SUFFIXES
+from datasets.layouts import LAYOUTS
 from datasets.streams import STREAMS
 from engine.config import EvalConfig, OptimConfig, TrainConfig
 from engine.objective import LossConfig
@@ -129,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data_root", default="data", help="folder holding the annotation files (and the synthetic cache)")
     g.add_argument("--ann_file", default=None, help="annotation .pkl to use instead of the dataset's default path")
     g.add_argument("--split", default="xsub", help="split protocol: xsub, xview (ntu60) or xset (ntu120)")
+    g.add_argument(
+        "--layout",
+        default=None,
+        metavar="NAME|FILE.json",
+        help="joint layout of the keypoints: a built-in name (" + ", ".join(LAYOUTS) + ") or a JSON file declaring "
+        "one (README: Your own dataset); default: the annotation file's 'layout' entries, else the dataset's, else "
+        "inferred from the joint count when only one built-in layout fits",
+    )
     g.add_argument(
         "--input_f",
         default="Heatmap",

@@ -6,7 +6,9 @@ The pyskl format is a pickled dict::
      'annotations': [{'frame_dir': str, 'label': int, 'img_shape': (h, w), 'original_shape': (h, w),
                       'total_frames': T, 'keypoint': (M, T, V, C), 'keypoint_score': (M, T, V)}, ...]}
 
-2D files (C=2, pixels) carry `keypoint_score`; 3D files (C=3, metres) have none.
+2D files (C=2, pixels) carry `keypoint_score`; 3D files (C=3, metres) have none. The joint layout
+(datasets/layouts.py) may be declared by a top-level 'layout' entry, by a 'layout' entry in each
+annotation, or both; each is a built-in name or a declaration dict, and they must all agree.
 
 Why a packed store: a list of per-sample dicts of small numpy arrays is touched (refcounts) by every
 DataLoader worker and so copied into each of them; memory then grows with `-j`. One contiguous array
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.layouts import Layout, declared_layout
 from utils.errors import MissingFileError, UserError
 
 
@@ -134,7 +137,9 @@ class KeypointStore:
     img_shapes: np.ndarray
     names: list[str]
     splits: dict[str, np.ndarray]
-    layout: str | None = None  # joint layout named by the file (converters write it), else None
+    # The joint layout the file declares (datasets/layouts.declared_layout): its validated declaration, or
+    # only its name; None when it declares none (datasets/layouts.choose_layout decides then).
+    layout: Layout | str | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -237,5 +242,37 @@ def pack_annotations(data: dict, num_classes: int | None = None) -> KeypointStor
         img_shapes=img_shapes,
         names=names,
         splits=splits,
-        layout=data.get("layout"),
+        layout=_file_layout(data, anns),
     )
+
+
+def _file_layout(data: dict, anns: list[dict]) -> Layout | str | None:
+    """The one joint layout an annotation file declares, at file level, per clip, or both: a name or a
+    declaration each (datasets/layouts.py), which must all agree. Raises AnnotationError (one line)."""
+
+    def name(spec: Layout | str) -> str:
+        return spec if isinstance(spec, str) else spec.name
+
+    found = declared_layout(data.get("layout"), "the annotation file's 'layout'")
+    where = "the file-level 'layout'"
+    seen: list = []  # the distinct raw per-clip entries, so that a million equal dicts are parsed once
+    for a in anns:
+        raw = a.get("layout")
+        if raw is None or any(raw is s or raw == s for s in seen):
+            continue
+        seen.append(raw)
+        spec = declared_layout(raw, f"sample {a['frame_dir']!r}: its 'layout'")
+        if found is None:
+            found, where = spec, f"sample {a['frame_dir']!r}"
+            continue
+        # Names agree by name; two declarations must be the same layout; a declaration supersedes a name.
+        same = name(found) == name(spec) and (isinstance(found, str) or isinstance(spec, str) or found == spec)
+        if not same:
+            what = "a different definition of" if name(found) == name(spec) else "layout"
+            raise AnnotationError(
+                f"sample {a['frame_dir']!r} declares {what} {name(spec)!r} but {where} declares {name(found)!r}: "
+                f"all clips of one file are in one joint layout; convert them to one, or split the file"
+            )
+        if isinstance(found, str) and isinstance(spec, Layout):
+            found = spec
+    return found

@@ -1,18 +1,23 @@
-"""Convert raw skeleton data (NTU RGB+D `.skeleton` files, MSR Action3D text files) to a pyskl annotation file.
+"""Convert raw skeleton data (NTU RGB+D `.skeleton` files, MSR Action3D text files, or any folder of per-clip
+keypoint arrays) to a pyskl annotation file.
 
     python -m datasets.convert ntu SRC_DIR OUT.pkl [--benchmark ntu60|ntu120] [--2d] [--strict] [--missing_list F]
     python -m datasets.convert msr SRC_DIR OUT.pkl [--2d] [--strict]
+    python -m datasets.convert folder SRC_DIR OUT.pkl --layout NAME|FILE.json [--labels CSV] [--split_csv CSV |
+        --group_field FIELD] [--test_fraction F] [--seed S] [--img_shape H W] [--xy_score] [--strict]
 
-The output is the pyskl dict (datasets/annotations.py) plus a top-level 'layout' key naming the joint
-layout (datasets/layouts.py: 'ntu25', 'kinect20'). A malformed input file is reported as one line
-`path:line: problem` and skipped, unless --strict stops the run at the first one (exit code 1).
-The file is written once the whole conversion has finished, through a temporary file and a rename,
-so an interrupted run never leaves a partial OUT.pkl.
+The output is the pyskl dict (datasets/annotations.py) plus a top-level 'layout' entry: the joint layout's
+name ('ntu25', 'kinect20') or, for `folder`, its declaration dict (datasets/layouts.py). A malformed input
+file is reported as one line `path:line: problem` and skipped, unless --strict stops the run at the first
+one (exit code 1). The file is written once the whole conversion has finished, through a temporary file and
+a rename, so an interrupted run never leaves a partial OUT.pkl.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import pickle
 import re
@@ -25,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from datasets.layouts import Layout, parse_layout_arg
 from datasets.msr_action3d import DEPTH_SHAPE, broken_reason, msr_clip, parse_msr_name, read_msr_skeleton
 from datasets.ntu_skeleton import (
     BENCHMARKS,
@@ -35,6 +41,7 @@ from datasets.ntu_skeleton import (
     parse_ntu_name,
     read_ntu_skeleton,
 )
+from utils.errors import UserError
 
 NTU_PROTOCOLS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
 
@@ -235,6 +242,255 @@ def convert_msr(
     return Conversion(data, log.skipped, log.problems)
 
 
+# ---------------------------------------------------------------- any folder of per-clip keypoint files
+
+CLIP_SUFFIXES = (".npy", ".npz", ".json")
+
+
+class FolderError(UserError):
+    """A problem with the whole folder conversion (its CSV files, its labels), not with one clip file."""
+
+
+_KEYPOINT_KEYS, _SCORE_KEYS = ("keypoint", "keypoints"), ("keypoint_score", "score", "scores")
+
+
+def read_csv_pairs(path: str | Path, what: str) -> dict[str, str]:
+    """A two-column CSV (`name,value` per row; a first row `name,...` is a header) -> {name: value}.
+    Names are clip file names without their suffix. Raises FolderError (one line) for a malformed row."""
+    rows: dict[str, str] = {}
+    if not Path(path).is_file():
+        raise FolderError(f"{what} file {path} does not exist")
+    with open(path, newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if not row or (line == 1 and row[0].strip().lower() in ("name", "clip", "frame_dir")):
+                continue
+            if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                raise FolderError(f"{path}:{line}: expected 'name,{what}', got {','.join(row)!r}")
+            name = Path(row[0].strip()).name
+            for suffix in CLIP_SUFFIXES:
+                name = name.removesuffix(suffix)
+            if name in rows:
+                raise FolderError(f"{path}:{line}: clip {name!r} is listed twice")
+            rows[name] = row[1].strip()
+    return rows
+
+
+def read_clip_file(path: Path) -> dict:
+    """One clip file -> its fields: 'keypoint' array, optionally 'score', 'label', 'img_shape' and any
+    other field (a subject, ...). .npy: the keypoint array alone. .npz / .json: keys 'keypoint' (or
+    'keypoints'), optional 'score' ('scores', 'keypoint_score'), 'label', 'img_shape', others kept."""
+    if path.suffix == ".npy":
+        return {"keypoint": np.load(path, allow_pickle=False)}
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            fields = {k: z[k] for k in z.files}
+        for k, v in fields.items():
+            if k not in _KEYPOINT_KEYS + _SCORE_KEYS and v.ndim == 0:
+                fields[k] = v.item()  # label, subject: plain values
+        return fields
+    fields = json.loads(path.read_text())
+    if not isinstance(fields, dict):
+        raise ValueError(f"expected a JSON object with 'keypoint' and 'label', got {type(fields).__name__}")
+    return fields
+
+
+def _clip_arrays(fields: dict, v: int, xy_score: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """A clip's keypoint (M, T, V, C) float32 and score (M, T, V) or None; raises ValueError (one line)."""
+    key = next((k for k in _KEYPOINT_KEYS if k in fields), None)
+    if key is None:
+        raise ValueError(f"no keypoints: expected a 'keypoint' array, found {', '.join(map(str, fields)) or 'nothing'}")
+    try:
+        kp = np.asarray(fields[key], dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"'{key}' is not a numeric array ({e})") from e
+    if kp.ndim == 3:
+        kp = kp[None]  # one person: (T, V, C) -> (1, T, V, C)
+    if kp.ndim != 4:
+        raise ValueError(f"keypoints must be (T, V, C) or (M, T, V, C), got shape {kp.shape}")
+    m, t, vv, c = kp.shape
+    if t < 1 or m < 1:
+        raise ValueError(f"keypoints must have at least one frame and person, got shape {kp.shape}")
+    if vv != v:
+        raise ValueError(f"{vv} joints per frame, but the layout has {v}; is --layout the right one?")
+    if c not in (2, 3):
+        raise ValueError(f"the last axis must be 2 (x, y) or 3 (x, y, z, or x, y, score with --xy_score), got {c}")
+    if xy_score and c != 3:
+        raise ValueError(f"--xy_score reads (x, y, score) triples, but the last axis is {c}")
+    bad = ~np.isfinite(kp)
+    if bad.any():
+        where = np.argwhere(bad)[0][:3].tolist()
+        raise ValueError(f"non-finite keypoint at [person, frame, joint] = {where}; mark a missing joint with zeros")
+    score = None
+    if xy_score:
+        kp, score = np.ascontiguousarray(kp[..., :2]), np.ascontiguousarray(kp[..., 2])
+    skey = next((k for k in _SCORE_KEYS if k in fields), None)
+    if skey is not None:
+        if xy_score:
+            raise ValueError(f"scores twice: in '{skey}' and as the third coordinate (--xy_score)")
+        score = np.asarray(fields[skey], dtype=np.float32)
+        score = score[None] if score.ndim == 2 else score  # one person: (T, V) -> (1, T, V)
+        if score.shape != (m, t, v):
+            raise ValueError(f"'{skey}' must have shape {(m, t, v)} or {(t, v)}, got {np.shape(fields[skey])}")
+        if not np.isfinite(score).all():
+            raise ValueError(f"non-finite '{skey}'")
+    if kp.shape[-1] == 3:
+        if score is not None:
+            raise ValueError("3D keypoints take no scores (a missing joint is all zeros)")
+        return kp, None
+    if score is None:  # no detector confidence: a joint is seen unless it is all zeros
+        score = (np.abs(kp).sum(-1) > 0).astype(np.float32)
+    return kp, score
+
+
+def _img_shape(fields: dict, default: tuple[int, int] | None) -> tuple[int, int]:
+    """The (h, w) frame of 2D pixel keypoints: the file's 'img_shape', else --img_shape."""
+    shape = fields.get("img_shape", default)
+    if shape is None:
+        raise ValueError("2D keypoints need the frame size: an 'img_shape' [h, w] field, or --img_shape H W")
+    try:
+        h, w = (int(s) for s in np.asarray(shape).tolist())
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"'img_shape' must be [h, w], got {shape!r}") from e
+    if h <= 0 or w <= 0:
+        raise ValueError(f"'img_shape' must be positive, got {(h, w)}")
+    return h, w
+
+
+def _split_clips(
+    names: list[str], labels: list[int], groups: list[str] | None, test_fraction: float, seed: int
+) -> set[str]:
+    """The test clips of a seeded random split: whole groups (e.g. subjects) when `groups` is given,
+    else test_fraction of each class's clips (at least one when the class has two or more)."""
+    rng = np.random.default_rng(seed)
+    if groups is not None:
+        distinct = sorted(set(groups))
+        k = min(max(1, round(test_fraction * len(distinct))), len(distinct) - 1)
+        test_groups = {distinct[i] for i in rng.permutation(len(distinct))[:k]}
+        return {n for n, g in zip(names, groups, strict=True) if g in test_groups}
+    test = set()
+    for label in sorted(set(labels)):
+        members = [n for n, lab in zip(names, labels, strict=True) if lab == label]
+        k = min(max(1, round(test_fraction * len(members))), len(members) - 1) if len(members) > 1 else 0
+        test.update(members[i] for i in rng.permutation(len(members))[:k])
+    return test
+
+
+def convert_folder(
+    src_dir: str | Path,
+    layout: Layout,
+    labels_csv: str | Path | None = None,
+    split_csv: str | Path | None = None,
+    group_field: str | None = None,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    protocol: str = "xsub",
+    img_shape: tuple[int, int] | None = None,
+    xy_score: bool = False,
+    strict: bool = False,
+    report: Callable[[str], None] | None = None,
+    progress: bool = False,
+) -> Conversion:
+    """Convert a folder (searched recursively) of per-clip keypoint files: .npy (the array alone), .npz or
+    .json (fields: 'keypoint' (T, V, C) or (M, T, V, C), optional 'score' (T, V) or (M, T, V), 'label',
+    'img_shape' [h, w] and any other, e.g. a subject). C = 2: x, y pixels with optional scores (all-zero
+    joints count as missing); C = 3: x, y, z (metres), or x, y, score with xy_score.
+
+    layout: the joints' layout (built-in or declared); every clip must have its V joints.
+    labels_csv: `name,label` rows (name = file name without suffix); else each file's 'label'. Labels are
+        non-negative ints, or class names numbered in sorted order (written as the file's 'classes').
+    split_csv: `name,train|test` rows; else a seeded random split (`seed`): whole groups of the field
+        `group_field` (e.g. 'subject') or, without one, test_fraction of each class's clips go to test.
+        Written as splits PROTOCOL_train and PROTOCOL_val (main.py's --split PROTOCOL).
+    img_shape: (h, w) of 2D keypoints for files without an 'img_shape' field.
+    A malformed file is one `path:0: problem` line and is left out (strict: ConversionError).
+    Each annotation: frame_dir (file name without suffix), label, total_frames, keypoint (M, T, V, C)
+    float32; 2D adds keypoint_score (M, T, V), img_shape and original_shape. The output's 'layout' is the
+    layout's declaration dict (datasets/layouts.py), so the file is self-describing.
+    """
+    src = Path(src_dir)
+    files = sorted((p for p in src.rglob("*") if p.suffix in CLIP_SUFFIXES and p.is_file()), key=lambda p: str(p))
+    if not files:
+        raise FileNotFoundError(f"no {', '.join(CLIP_SUFFIXES)} clip files under {src_dir}")
+    csv_labels = read_csv_pairs(labels_csv, "label") if labels_csv else None
+    csv_split = read_csv_pairs(split_csv, "train|test") if split_csv else None
+    log = _Log(strict, report)
+    annotations, raw_labels, groups, seen = [], [], [], {}
+    for path in tqdm(files, desc="folder", unit="file", disable=not progress):
+        name = path.stem
+        if name in seen:
+            log.problem(f"{path}:0: clip name {name!r} is also {seen[name]}; only the first is kept")
+            continue
+        seen[name] = path
+        try:
+            fields = read_clip_file(path)
+            kp, score = _clip_arrays(fields, layout.num_joints, xy_score)
+            label = csv_labels.get(name) if csv_labels is not None else fields.get("label")
+            if label is None:
+                where = f"in {labels_csv}" if csv_labels is not None else "in the file (or give --labels CSV)"
+                raise ValueError(f"no label {where}")
+            if csv_split is not None and csv_split.get(name) not in ("train", "test", "val"):
+                side = csv_split.get(name)
+                raise ValueError(
+                    f"{split_csv} lists it as {side!r}, not train or test" if side else f"not in {split_csv}"
+                )
+            if group_field is not None and group_field not in fields:
+                raise ValueError(f"no {group_field!r} field (--group_field)")
+            shape = _img_shape(fields, img_shape) if score is not None else None
+        except (OSError, ValueError, json.JSONDecodeError) as e:
+            log.problem(f"{path}:0: {e}")
+            continue
+        ann = {"frame_dir": name, "label": label, "total_frames": kp.shape[1], "keypoint": kp}
+        if score is not None:
+            ann.update(keypoint_score=score, img_shape=shape, original_shape=shape)
+        annotations.append(ann)
+        raw_labels.append(label)
+        groups.append(str(fields.get(group_field)) if group_field else "")
+    classes = _number_labels(annotations, raw_labels)
+    names = [a["frame_dir"] for a in annotations]
+    if csv_split is not None:
+        test = {n for n in names if csv_split[n] in ("test", "val")}
+    else:
+        test = _split_clips(
+            names, [a["label"] for a in annotations], groups if group_field else None, test_fraction, seed
+        )
+    splits = {
+        f"{protocol}_train": [n for n in names if n not in test],
+        f"{protocol}_val": [n for n in names if n in test],
+    }
+    data = {"split": splits, "annotations": annotations, "layout": layout.to_dict()}
+    if classes is not None:
+        data["classes"] = classes
+    return Conversion(data, log.skipped, log.problems)
+
+
+def _number_labels(annotations: list[dict], raw: list) -> list[str] | None:
+    """Labels in place as ints: non-negative integers stay; class names become their index in sorted
+    order (returned, to be written as 'classes'); a mix is a problem. None when the labels were ints."""
+
+    def as_int(x: object) -> int | None:
+        if isinstance(x, (bool, np.bool_)):
+            return None
+        if isinstance(x, (int, np.integer)) or (isinstance(x, float) and x.is_integer()):
+            return int(x)
+        if isinstance(x, str) and x.strip().isdigit():
+            return int(x)
+        return None
+
+    ints = [as_int(x) for x in raw]
+    if all(i is not None and i >= 0 for i in ints):
+        for a, i in zip(annotations, ints, strict=True):
+            a["label"] = i
+        return None
+    if any(i is not None for i in ints) or not all(isinstance(x, str) for x in raw):
+        example = next(x for x, i in zip(raw, ints, strict=True) if i is None or i < 0)
+        raise FolderError(f"labels must be all non-negative integers or all class names; got {example!r} beside others")
+    classes = sorted(set(raw))
+    index = {c: i for i, c in enumerate(classes)}
+    for a, x in zip(annotations, raw, strict=True):
+        a["label"] = index[x]
+    return classes
+
+
 def write_pickle_atomic(obj: object, path: str | Path) -> None:
     """Pickle obj to path through a temporary file in the same folder and a rename, so readers never
     see a partial file and an interrupted write leaves the old file (if any) in place."""
@@ -254,7 +510,8 @@ def write_pickle_atomic(obj: object, path: str | Path) -> None:
 def summary(conv: Conversion) -> str:
     """Multi-line summary: clips, keypoint shape, skips by reason, problems, per-split counts."""
     anns = conv.data["annotations"]
-    lines = [f"clips: {len(anns)} converted (layout {conv.data['layout']})"]
+    layout = conv.data["layout"]
+    lines = [f"clips: {len(anns)} converted (layout {layout if isinstance(layout, str) else layout['name']})"]
     if anns:
         kp = anns[0]["keypoint"]
         frames = np.array([a["total_frames"] for a in anns])
@@ -302,6 +559,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="MSR Action3D folder (MSRAction3DSkeletonReal3D and/or MSRAction3DSkeleton(20joints))",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    folder = sub.add_parser(
+        "folder",
+        help="folder of per-clip keypoint files: .npy (T, V, C) arrays, or .npz / .json with 'keypoint' and 'label'",
+        description="Any folder (searched recursively) of per-clip files: .npy (the keypoint array alone), .npz or "
+        ".json with fields 'keypoint' (T, V, C) or (M, T, V, C), optional 'score' (T, V) or (M, T, V), 'label', "
+        "'img_shape' [h, w] and others (e.g. 'subject'). C = 2: x, y pixels (all-zero joints are missing); C = 3: "
+        "x, y, z metres (or x, y, score with --xy_score). The clip's name is its file name without the suffix.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    folder.add_argument(
+        "--layout",
+        required=True,
+        metavar="NAME|FILE.json",
+        help="joint layout of the keypoints: a built-in name or a JSON declaration (README: Your own dataset); "
+        "written into OUT.pkl",
+    )
+    folder.add_argument(
+        "--labels", metavar="CSV", help="name,label rows (ints, or class names numbered in sorted order); "
+        "without it, each file's 'label'",
+    )  # fmt: skip
+    how = folder.add_mutually_exclusive_group()
+    how.add_argument("--split_csv", metavar="CSV", help="name,train|test rows; without it, a seeded random split")
+    how.add_argument(
+        "--group_field",
+        metavar="FIELD",
+        help="split whole groups of this field of the files (e.g. subject) at random; without it, each class's clips",
+    )
+    folder.add_argument("--test_fraction", type=float, default=0.3, help="share of clips (or groups) for test")
+    folder.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    folder.add_argument(
+        "--protocol", default="xsub", help="split names written: PROTOCOL_train, PROTOCOL_val (main.py --split)"
+    )
+    folder.add_argument(
+        "--img_shape", type=int, nargs=2, metavar=("H", "W"), help="frame size of 2D files without 'img_shape'"
+    )
+    folder.add_argument("--xy_score", action="store_true", help="read C = 3 as x, y, score (2D) instead of x, y, z")
     for p, two_d_help in (
         (ntu, "write colour-image pixels (colorX, colorY) with tracking-state scores instead of 3D metres"),
         (msr, "write depth-image pixels (u, v) of the 20joints files instead of the Real3D metres"),
@@ -309,12 +602,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("src_dir", type=Path, help="folder with the raw files (searched recursively)")
         p.add_argument("out", type=Path, help="output .pkl (written atomically at the end)")
         p.add_argument("--2d", dest="two_d", action="store_true", help=two_d_help)
+    for p in (ntu, msr, folder):
         p.add_argument("--strict", action="store_true", help="stop at the first malformed file (exit code 1)")
+    folder.add_argument("src_dir", type=Path, help="folder with the clip files (searched recursively)")
+    folder.add_argument("out", type=Path, help="output .pkl (written atomically at the end)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit code (0 written, 1 strict stop or nothing to write)."""
+    """CLI entry point; returns the exit code (0 written, 1 strict stop or nothing to write, 2 a layout, CSV
+    file or label set that makes the whole conversion impossible)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.src_dir.is_dir():
@@ -329,8 +626,19 @@ def main(argv: list[str] | None = None) -> int:
             listed = args.missing_list or MISSING_LISTS[args.benchmark]
             missing = set() if args.keep_missing else read_name_list(listed)
             conv = convert_ntu(args.src_dir, args.benchmark, args.two_d, args.strict, missing, report, progress)
-        else:
+        elif args.source == "msr":
             conv = convert_msr(args.src_dir, args.two_d, args.strict, report, progress)
+        else:
+            if not 0 < args.test_fraction < 1:
+                parser.error(f"--test_fraction must be in (0, 1), got {args.test_fraction}")
+            conv = convert_folder(
+                args.src_dir, parse_layout_arg(args.layout), args.labels, args.split_csv, args.group_field,
+                args.test_fraction, args.seed, args.protocol, tuple(args.img_shape) if args.img_shape else None,
+                args.xy_score, args.strict, report, progress,
+            )  # fmt: skip
+    except UserError as e:  # a bad layout, CSV file or label set: nothing can be written
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
     except ConversionError:
         print("stopped at the first malformed file (--strict); nothing written", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from datasets.augment import AugmentConfig
 from datasets.clips import JOINTS_PIPELINE, VOLUME_PIPELINE
-from datasets.layouts import Layout
+from datasets.layouts import Layout, definition
 from datasets.render import input_channels
 from datasets.streams import STREAMS
 from models import get_spec
@@ -36,6 +36,7 @@ class RunConfig:
     coord_dim: int = 2  # of the training keypoints: 2 (pixels + scores) or 3 (metres)
     label_map: str | None = None  # a custom file's class names ('ntu60', 'ntu120'); None: by the dataset's name
     stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/streams.py)
+    layout_def: dict | None = None  # a declared layout's definition (datasets/layouts.py); None: built in
     test_input_size: int | None = None  # side of the rendered frames at evaluation; None: input_size
 
     @property
@@ -119,6 +120,7 @@ def resolve_run_config(
         test_input_size=test_input_size,
         max_persons=max_persons,
         layout=layout.name,
+        layout_def=definition(layout),  # so that --evaluate and predict rebuild a declared layout
         num_classes=num_classes,
         coord_dim=coord_dim,
         label_map=label_map,

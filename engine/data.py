@@ -19,7 +19,7 @@ from datasets.annotations import KeypointStore, release_freed_memory
 from datasets.catalog import get_spec, load_store, split_names
 from datasets.clips import JOINTS_PIPELINE, NOISY_PREFIX, SkeletonClips
 from datasets.label_maps import LABEL_MAPS, ntu_label_map
-from datasets.layouts import Layout, get_layout
+from datasets.layouts import Layout, choose_layout
 from datasets.render import input_channels, render
 from datasets.streams import joints_input_stream
 from engine.config import EvalConfig, RunConfig, TrainConfig
@@ -50,11 +50,18 @@ class RunData:
 
 
 def load_run_data(
-    dataset: str, data_root: str, ann_file: str | None, protocol: str, synthetic_options: dict | None = None
+    dataset: str,
+    data_root: str,
+    ann_file: str | None,
+    protocol: str,
+    synthetic_options: dict | None = None,
+    layout: str | None = None,
 ) -> RunData:
     """Load, validate and split a dataset of the catalog (datasets/catalog.py). NTU60/120 have their fixed
     classes; the synthetic and custom ones count the labels they hold, and a custom file of NTU-named
-    clips keeps NTU's label set, whichever of its classes it holds. Raises UserError (one line)."""
+    clips keeps NTU's label set, whichever of its classes it holds. The joint layout: `layout` (--layout,
+    a built-in name or FILE.json), else the file's declaration, else the dataset's or one inferred from
+    the joint count (datasets/layouts.choose_layout). Raises UserError (one line)."""
     spec = get_spec(dataset)
     counted = dataset in ("synthetic", "custom")
     store, path = load_store(dataset, data_root, ann_file, synthetic_options=synthetic_options,
@@ -66,7 +73,9 @@ def load_run_data(
         num_classes = len(LABEL_MAPS[label_map])
         notes.append(f"the clips are named and labelled as NTU RGB+D: {num_classes} classes, {label_map} names")
     try:
-        layout = get_layout(store.layout or spec.layout)
+        layout, inferred = choose_layout(store.num_joints, store.coord_dim, given=layout, declared=store.layout,
+                                         default=spec.layout, source=Path(path).name)  # fmt: skip
+        notes += [inferred] if inferred else []
         train_split, test_split = split_names(spec, protocol)
         train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)
     except (ValueError, KeyError) as e:

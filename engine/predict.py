@@ -57,7 +57,7 @@ def run_predict(opts: PredictOptions) -> dict:
         raise InputError(str(e)) from e
     model, cfg, ckpt = load_run_model(opts.checkpoint, rt.device, opts.trust_checkpoint)
     trained = dict(ckpt.get("args") or {})
-    layout = get_layout(cfg.layout)
+    layout = get_layout(cfg.layout, cfg.layout_def)
     num_clips = opts.num_clips if opts.num_clips is not None else int(trained.get("num_clips", 1))
     test_flip = opts.test_flip if opts.test_flip is not None else bool(trained.get("test_flip", False))
     if test_flip and cfg.pipeline == JOINTS_PIPELINE:

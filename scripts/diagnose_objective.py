@@ -68,7 +68,12 @@ def instrument(every: int) -> tuple[list[dict], dict]:
             g = torch.autograd.grad(weight * value, params, retain_graph=True, allow_unused=True)
             flat = [(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, params, strict=True)]
             grads[name] = torch.cat(flat)
-        row = {"step": state["calls"] - 1, "stage": stage, "ramp": ramp, **{k: float(v) for k, v in terms.items()}}
+        row = {
+            "step": state["calls"] - 1,
+            "stage": stage,
+            "ramp": ramp,
+            **{k: float(v.detach()) for k, v in terms.items()},
+        }
         for name, g in grads.items():
             row[f"grad_{name}"] = float(g.norm())
             if name != "ce" and "ce" in grads:

@@ -16,6 +16,7 @@ import pytest
 
 from datasets.annotations import AnnotationError, KeypointStore, load_pickle, pack_annotations
 from datasets.catalog import CATALOG, get_spec, load_store, resolve_ann_file, split_names
+from datasets.layouts import Layout
 from tests.conftest import FIXTURES, shared_or_skip
 
 V = 17  # COCO-17 joints
@@ -525,7 +526,7 @@ def test_store_pickles_fast_and_small() -> None:
         elif field == "splits":
             assert all(isinstance(a, np.ndarray) for a in value.values())
         elif field == "layout":
-            assert value is None or isinstance(value, str)
+            assert value is None or isinstance(value, (str, Layout))  # one per file
         else:
             assert isinstance(value, np.ndarray), field
 
