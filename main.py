@@ -26,7 +26,15 @@ import torch
 
 from datasets.layouts import get_layout
 from datasets.semisup import hold_out, load_split, save_split, split_labelled
-from engine.checkpoint import build_model, check_fits, load_run_model, restore
+from engine.checkpoint import (
+    INPUT_FIELDS,
+    build_model,
+    check_classes,
+    check_fits,
+    config_differences,
+    load_run_model,
+    restore,
+)
 from engine.config import EvalConfig, RunConfig, TrainConfig, resolve_run_config
 from engine.data import RunData, eval_loader, load_run_data, train_loaders
 from engine.evaluate import predict_probs, robustness_sweep, summarize
@@ -51,6 +59,7 @@ from utils.checkpoint import load_weights, read_checkpoint
 from utils.errors import UserError, exit_on_user_error
 from utils.logger import RunLogger, echo
 from utils.robustness import write_robustness
+from utils.rundir import RunDirLock, check_writable
 from utils.runtime import Runtime, close_runtime, git_revision, peak_memory, seed_everything, setup_runtime
 from utils.threads import apply_threads
 
@@ -92,12 +101,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         stream=args.stream, test_input_size=args.test_input_size,
     )  # fmt: skip
     run_dir = Path(args.run_dir) / run_name(args)
-    logger = open_run_dir(run_dir, argv, args, cfg, rt)
+    check_writable(run_dir)  # every check comes before the first write to the run directory
     for note in notes:
         echo(f"note: {note}", rt.is_main)
     echo(f"data: {data.path} ({len(data.train_idx)} train / {len(data.test_idx)} test clips, "
          f"{data.num_classes} classes)", rt.is_main)  # fmt: skip
-    parts = training_split(run_dir / "split.json", data, train, rt)
+    parts, new_split = training_split(run_dir / "split.json", data, train, rt)
     labelled, unlabelled = train_loaders(data.store, parts["labelled"], parts["unlabelled"], cfg, data.layout, train,
                                          loss.compares_views, rt, ce_noisy=loss.ce_views != "clean")  # fmt: skip
     val_loader = None
@@ -113,26 +122,42 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     # -- optimiser, resume
     opt = build_optimizer(model, spec.optimizer, optim)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype is torch.float16)
-    start_epoch, best = 0, {"top1": -1.0, "epoch": -1}
+    start_epoch, best, position = 0, {"top1": -1.0, "epoch": -1}, None
     resume = args.resume or (run_dir / "last.pt" if (run_dir / "last.pt").exists() else None)
     if resume:
-        ckpt = read_checkpoint(resume, trusted=args.trust_checkpoint)
+        hint = None if args.resume else "delete it to start the run over, or pass --resume with another checkpoint"
+        ckpt = read_checkpoint(resume, trusted=args.trust_checkpoint, hint=hint)
         start_epoch, best = restore(ckpt, model, opt, scaler, cfg, resume)
-        echo(f"resumed from {resume} at epoch {start_epoch}", rt.is_main)
+        position = ckpt.get("position")  # inside start_epoch: written by a stop signal or --ckpt_every
 
-    # -- the epoch loop, then the robustness evaluation with the best checkpoint
-    tr = Trainer(train_model, opt, scaler, spec.optimizer, optim, loss, cfg, data.layout, rt, logger,
-                 channels_last=train.channels_last, log_every=train.log_every,
-                 buffers={})  # fmt: skip
-    loaders = {"labelled": labelled, "unlabelled": unlabelled}
-    steps = epoch_steps(plan_epoch(start_epoch, loss, unlabelled is not None), labelled, unlabelled, train.max_steps)
-    echo(f"plan: {steps} steps per epoch x {train.epochs - start_epoch} epoch(s), batch {train.batch_size}, "
-         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; time per epoch estimated "
-         "after the first steps", rt.is_main)  # fmt: skip
-    with memory_errors(memory_hint(train, cfg, run_dir)):
-        best = fit(tr, loaders, val_loader, start_epoch, best, train.epochs, train.max_steps, train.eval_every,
-                   run_dir, checkpoint_args(args))  # fmt: skip
-        rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger, args.save_test_probs)
+    # -- every check has passed: the run directory is ours (a lock) and written from here on
+    with RunDirLock(run_dir, enabled=rt.is_main) as lock:
+        for stale in lock.removed:
+            echo(f"note: removed {stale.name}, the temporary file of a save that was interrupted", rt.is_main)
+        logger = open_run_dir(run_dir, argv, args, cfg, rt)
+        if new_split is not None and rt.is_main:
+            save_split(run_dir / "split.json", **new_split)
+        if resume:
+            at = f", step {position['step']}" if position else ""
+            echo(f"resumed from {resume} at epoch {start_epoch}{at}", rt.is_main)
+
+        # -- the epoch loop, then the robustness evaluation with the best checkpoint
+        tr = Trainer(train_model, opt, scaler, spec.optimizer, optim, loss, cfg, data.layout, rt, logger,
+                     channels_last=train.channels_last, log_every=train.log_every, buffers={},
+                     ckpt_every=60 * args.ckpt_every)  # fmt: skip
+        loaders = {"labelled": labelled, "unlabelled": unlabelled}
+        steps = epoch_steps(plan_epoch(start_epoch, loss, unlabelled is not None), labelled, unlabelled,
+                            train.max_steps)  # fmt: skip
+        echo(f"plan: {steps} steps per epoch x {train.epochs - start_epoch} epoch(s), batch {train.batch_size}, "
+             f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; time per epoch estimated "
+             "after the first steps", rt.is_main)  # fmt: skip
+        try:
+            with memory_errors(memory_hint(train, cfg, run_dir)):
+                best = fit(tr, loaders, val_loader, start_epoch, best, train.epochs, train.max_steps,
+                           train.eval_every, run_dir, checkpoint_args(args), position)  # fmt: skip
+                rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger, args.save_test_probs)
+        finally:
+            logger.close()  # TensorBoard's events reach the disk however the run ends
     return {"run_dir": str(run_dir), "best": best, "robustness": rows, "device": rt.device, "is_main": rt.is_main}
 
 
@@ -204,7 +229,13 @@ def build_model_for_training(cfg: RunConfig, args: argparse.Namespace, rt: Runti
     model = build_model(cfg).to(rt.device)
     if args.pretrained or args.tune_from:
         path = args.pretrained or args.tune_from
-        echo(load_weights(model, path, backbone_only=bool(args.pretrained), trusted=args.trust_checkpoint), rt.is_main)
+        ckpt = read_checkpoint(path, trusted=args.trust_checkpoint)
+        diff = config_differences(ckpt["config"], cfg, INPUT_FIELDS) if isinstance(ckpt.get("config"), dict) else []
+        if diff:  # a main.py checkpoint of another input: its weights would not mean the same here
+            flag = "--pretrained" if args.pretrained else "--tune_from"
+            raise UserError(f"{flag} {path} was trained on another input ({'; '.join(diff)}); give the flags "
+                            "of that run (--input_f, data of its layout) or another checkpoint")  # fmt: skip
+        echo(load_weights(model, path, backbone_only=bool(args.pretrained), ckpt=ckpt), rt.is_main)
     if args.channels_last and spec.reads == "volume":
         model = model.to(memory_format=torch.channels_last_3d)
     train_model = model
@@ -239,43 +270,63 @@ def runtime(args: argparse.Namespace, argv: list[str] | None) -> tuple[Runtime, 
 def open_run_dir(run_dir: Path, argv, args: argparse.Namespace, cfg: RunConfig, rt: Runtime) -> RunLogger:
     """The run's directory with args.json (the resolved run, readable without a checkpoint); its logger."""
     if rt.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         resolved = {"argv": argv, "args": checkpoint_args(args), "config": asdict(cfg), "git": git_revision()}
         (run_dir / "args.json").write_text(json.dumps(resolved, indent=1, default=str))
     return RunLogger(run_dir, enabled=rt.is_main)
 
 
-def training_split(path: Path, data: RunData, train: TrainConfig, rt: Runtime) -> dict[str, np.ndarray]:
+def training_split(
+    path: Path, data: RunData, train: TrainConfig, rt: Runtime
+) -> tuple[dict[str, np.ndarray], dict | None]:
     """The training clips by part (store indices): 'validation' (held out to choose the best epoch, whole
     subjects where the names carry them), 'labelled' and 'unlabelled' (TCL's split of the rest). Saved
     with the run as split.json and reused on resume (a file of an older run without a validation part
-    holds out nothing)."""
+    holds out nothing). Writes nothing: returns (parts, the save_split arguments of a new split or None)."""
     names = [data.store.names[i] for i in data.train_idx]
-    if path.exists():
+    if not names:
+        raise UserError(f"{data.path} has no clip in its training split; check --split, or the file's 'split' key")
+    new = None
+    if path.is_file():
         try:
             parts = load_split(path, names)
-        except ValueError as e:
-            raise UserError(str(e)) from e
+        except (ValueError, OSError) as e:
+            raise UserError(f"{path} cannot be used: {e}") from e
         parts.setdefault("validation", np.zeros(0, dtype=np.int64))
     else:
         labels = data.store.labels[data.train_idx]
         keep, val, by = hold_out(names, labels, train.val_fraction, train.seed)
         lab, ul = split_labelled(labels[keep], train.unlabelled_fraction, train.label_strategy, train.seed)
         parts = {"labelled": keep[lab], "unlabelled": keep[ul], "validation": val}
-        if rt.is_main:
-            save_split(path, names, **parts)
+        new = {"names": names, **parts}
         if len(val):
             echo(f"validation: {len(val)} training clips held out by {by}", rt.is_main)
-    return {part: data.train_idx[pos] for part, pos in parts.items()}
+    if not len(parts["labelled"]):
+        raise UserError(f"no labelled training clip is left in {data.path} after holding out validation clips; "
+                        "lower --val_fraction or --percentage")  # fmt: skip
+    return {part: data.train_idx[pos] for part, pos in parts.items()}, new
 
 
 def evaluate_checkpoint(args: argparse.Namespace, data: RunData, ev: EvalConfig, rt: Runtime, notes) -> dict:
     """--evaluate CKPT: rebuild the model from the checkpoint's own configuration and run the sweep."""
     model, cfg, ckpt = load_run_model(args.evaluate, rt.device, args.trust_checkpoint)
+    if data.layout.name != cfg.layout and data.store.num_joints == get_layout(cfg.layout, cfg.layout_def).num_joints:
+        raise UserError(f"{data.path.name} is in the {data.layout.name} joint layout, but the model was trained on "
+                        f"{cfg.layout}; convert the keypoints to {cfg.layout} first")  # fmt: skip
     # the model's layout, not the data file's: the data must fit it
     data = replace(data, layout=get_layout(cfg.layout, cfg.layout_def))
     check_fits(data.store, cfg, data.layout, data.path.name)
+    check_classes(cfg, data.num_classes, data.path.name, counted=args.dataset in ("synthetic", "custom"))
+    if not len(data.test_idx):
+        raise UserError(f"{data.path} has no clip in its test split; check --split, or the file's 'split' key")
     run_dir = Path(args.run_dir) / args.name if args.name else Path(args.evaluate).resolve().parent
+    check_writable(run_dir)
+    with RunDirLock(run_dir, enabled=rt.is_main):
+        return evaluate_in(run_dir, args, model, cfg, ckpt, data, ev, rt, notes)
+
+
+def evaluate_in(run_dir: Path, args, model, cfg: RunConfig, ckpt: dict, data: RunData, ev: EvalConfig, rt: Runtime,
+                notes) -> dict:  # fmt: skip
+    """--evaluate's sweep, written to `run_dir` (whose lock the caller holds)."""
     logger = RunLogger(run_dir, enabled=rt.is_main)
     for note in notes:
         echo(f"note: {note}", rt.is_main)

@@ -308,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(0: full weight at once, TCL's loss)",
     )
     g.add_argument(
+        "--loss_weighting",
+        default="sum",
+        choices=["sum", "mean"],
+        help="sum: CE + gamma x instance + ... (TCL's loss); mean: the same divided by the sum of the weights "
+        "(1 + gamma + ...), so that gamma sets the terms' shares without also scaling the step size",
+    )
+    g.add_argument(
         "--temperature",
         "--Temperature",
         dest="temperature",
@@ -413,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--max_steps", type=int, default=0, help="stop each epoch after N steps (0: full epochs; smoke tests)"
     )
+    g.add_argument(
+        "--ckpt_every",
+        type=finite_float,
+        default=0.0,
+        metavar="MINUTES",
+        help="also write last.pt inside an epoch every MINUTES (fractions allowed), with the position, so that a "
+        "killed run loses at most that much; 0: at the end of each epoch only",
+    )
     return p
 
 
@@ -469,6 +484,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("batch_size", "valbatchsize", "epochs", "mu", "num_clips", "input_size", "max_persons"):
         if getattr(args, name) < 1:
             err(f"--{name} must be >= 1")
+    if args.ckpt_every < 0:
+        err(f"--ckpt_every counts minutes and must be >= 0 (0: every epoch only), got {args.ckpt_every}")
     if args.gamma_ramp < 0 or args.sup_thresh < 0:
         err("--gamma_ramp and --sup_thresh count epochs and must be >= 0")
     if not 0 <= args.aug_rotate <= 180:
@@ -559,7 +576,7 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
         finetune_from=args.finetune_start_epoch if args.use_finetuning else None, threshold=args.threshold,
         gamma_finetune=args.gamma_finetune, ce_views=args.ce_views, negatives=args.negatives,
         consistency=args.consistency,
-        consistency_weight=args.consistency_weight,
+        consistency_weight=args.consistency_weight, weighting=args.loss_weighting,
     )  # fmt: skip
     suite = [] if args.eval_corruptions == ["none"] else args.eval_corruptions
     ev = EvalConfig(

@@ -41,7 +41,7 @@ from datasets.ntu_skeleton import (
     parse_ntu_name,
     read_ntu_skeleton,
 )
-from utils.errors import UserError
+from utils.errors import OneLineParser, UserError
 
 NTU_PROTOCOLS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
 
@@ -531,7 +531,7 @@ def summary(conv: Conversion) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(  # its errors, and its subcommands', are one line (exit code 2)
         prog="python -m datasets.convert",
         description="Convert raw skeleton data to a pyskl annotation file (.pkl) with a 'layout' key.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -610,12 +610,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit code (0 written, 1 strict stop or nothing to write, 2 a layout, CSV
-    file or label set that makes the whole conversion impossible)."""
+    """CLI entry point; returns the exit code (0 written, 1 strict stop, 2 a user error in one line: flags,
+    missing files, nothing to write, a layout, CSV file or label set that makes the conversion impossible)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.src_dir.is_dir():
         parser.error(f"{args.src_dir} is not a folder")
+    if args.out.is_dir():
+        parser.error(f"{args.out} is a folder; give the .pkl file to write")
+    folder = args.out.parent  # made if missing: its nearest existing ancestor must be a writable folder
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        parser.error(f"{args.out} cannot be written: {folder} is not a writable folder; give OUT elsewhere")
+    if getattr(args, "missing_list", None) and not Path(args.missing_list).is_file():
+        parser.error(f"--missing_list {args.missing_list} does not exist; give a file of clip names, one a line")
 
     def report(msg: str) -> None:
         tqdm.write(msg, file=sys.stderr)
@@ -643,13 +652,18 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped at the first malformed file (--strict); nothing written", file=sys.stderr)
         return 1
     except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        print(f"{parser.prog}: error: {e}; check SRC_DIR (and --missing_list)", file=sys.stderr)
+        return 2
     print(summary(conv))
     if not conv.data["annotations"]:
-        print("error: no clip could be converted; nothing written", file=sys.stderr)
-        return 1
-    write_pickle_atomic(conv.data, args.out)
+        print(f"{parser.prog}: error: no clip of {args.src_dir} could be converted (see the summary); nothing "
+              "written", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        write_pickle_atomic(conv.data, args.out)
+    except OSError as e:
+        print(f"{parser.prog}: error: cannot write {args.out} ({e.strerror}); nothing written", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 

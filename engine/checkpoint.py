@@ -43,12 +43,33 @@ def checkpoint_state(model, opt, scaler, epoch: int, best: dict, cfg: RunConfig,
     }
 
 
+def config_differences(saved: dict, cfg: RunConfig, fields: tuple[str, ...] | None = None) -> list[str]:
+    """'field: checkpoint X, now Y' for each of `fields` (default: all) where a checkpoint's saved
+    configuration differs from `cfg`. A field absent from the checkpoint (added to RunConfig since) does
+    not count."""
+    now, out = asdict(cfg), []
+    for k in fields or tuple(now):
+        if k not in saved or saved[k] == now[k]:
+            continue
+        if isinstance(saved[k], dict) and isinstance(now[k], dict):  # model_cfg: the keys that differ
+            keys = [j for j in {**saved[k], **now[k]} if saved[k].get(j) != now[k].get(j)]
+            out += [f"{k} {j}: checkpoint {saved[k].get(j)!r}, now {now[k].get(j)!r}" for j in keys]
+        else:
+            out.append(f"{k}: checkpoint {saved[k]!r}, now {now[k]!r}")
+    return out
+
+
 def restore(ckpt: dict, model, opt, scaler, cfg: RunConfig, source: str | Path) -> tuple[int, dict]:
     """Resume from `ckpt` (read from `source`): weights, optimiser, scaler and RNG state.
-    Returns (next epoch, best so far). A checkpoint of another configuration is refused."""
-    # A field added to RunConfig after the checkpoint was written (absent there) does not block a resume.
-    if {**asdict(cfg), **ckpt.get("config", {})} != asdict(cfg):
-        raise CheckpointError(f"{source} was trained with another configuration; use another --name")
+    Returns (epoch to run next, best so far); a mid-epoch checkpoint's position inside that epoch is
+    ckpt['position'] (engine/train.py). A checkpoint of another configuration is refused."""
+    if "model" not in ckpt or "optimizer" not in ckpt or "epoch" not in ckpt:
+        raise CheckpointError(f"{source} is not a training checkpoint of main.py (no optimiser state); resume from "
+                              "a last.pt, or load weights with --pretrained / --tune_from")  # fmt: skip
+    diff = config_differences(ckpt.get("config", {}), cfg)
+    if diff:
+        raise CheckpointError(f"{source} was trained with another configuration ({'; '.join(diff[:3])}); "
+                              "use another --name, or the flags and data of that run")  # fmt: skip
     unwrap(model).load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
@@ -76,6 +97,22 @@ def load_run_model(
         raise CheckpointError(f"{path}: its configuration does not build a model here ({e})") from e
     load_full(model, ckpt["model"])  # strict, with missing/unexpected keys named in one line
     return model.to(device).eval(), cfg, ckpt
+
+
+# What a checkpoint's model must share with the run that loads its weights (its input): the joint layout,
+# the coordinates' dimension, the input format, the data path that makes it and the coordinate stream.
+INPUT_FIELDS = ("layout", "coord_dim", "input_format", "pipeline", "stream")
+
+
+def check_classes(cfg: RunConfig, num_classes: int, source: str, counted: bool) -> None:
+    """A trained model scores data of its own classes: the dataset's class count must be the model's
+    (`counted`: the count comes from the labels a file holds, so a subset of the classes also fits).
+    Raises CheckpointError (one line)."""
+    if num_classes > cfg.num_classes or (num_classes != cfg.num_classes and not counted):
+        raise CheckpointError(
+            f"{source} has {num_classes} classes, but the checkpoint's model predicts {cfg.num_classes}; score it "
+            "on the dataset it was trained on, or train a model for these classes"
+        )
 
 
 def check_fits(store: KeypointStore, cfg: RunConfig, layout: Layout, source: str) -> None:

@@ -92,9 +92,16 @@ class ShardedSampler(Sampler):
 
     def __init__(self, n: int, rt: Runtime, seed: int, shuffle: bool) -> None:
         self.n, self.rt, self.seed, self.shuffle, self.epoch = n, rt, seed, shuffle, 0
+        self.skip = 0  # indices of this rank's shard to leave out of the next pass only (a mid-epoch resume)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def skip_next(self, count: int) -> None:
+        """Leave the first `count` indices out of the next pass: the rest of the pass is exactly what an
+        uninterrupted one gives (the order depends only on seed and epoch; each clip's randomness on
+        seed, epoch and clip, datasets/clips.py)."""
+        self.skip = count
 
     def _indices(self) -> np.ndarray:
         idx = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
@@ -103,7 +110,8 @@ class ShardedSampler(Sampler):
         return idx[self.rt.rank :: self.rt.world_size]
 
     def __iter__(self):
-        return iter(self._indices().tolist())
+        idx, self.skip = self._indices()[self.skip :], 0
+        return iter(idx.tolist())
 
     def __len__(self) -> int:
         return len(self._indices())
@@ -122,18 +130,21 @@ def make_loader(ds: SkeletonClips, batch_size: int, rt: Runtime, seed: int, trai
     )
 
 
-def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+def set_loader_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
+    """Shuffle the next pass by `epoch`; it leaves out its first `start` batches (a mid-epoch resume)."""
     loader.sampler.set_epoch(epoch)
     loader.dataset.set_epoch(epoch)
+    loader.sampler.skip_next(start * loader.batch_size)
 
 
-def cycle(loader: DataLoader, epoch: int) -> Iterator[dict]:
-    """Endless batches: each pass over the loader is reshuffled from its own seed."""
-    k = 0
+def cycle(loader: DataLoader, epoch: int, start: int = 0) -> Iterator[dict]:
+    """Endless batches: each pass over the loader is reshuffled from its own seed. start: batches to
+    leave out, as if they had been drawn (a mid-epoch resume); batches before the last of a pass are full."""
+    k, skip = divmod(start, len(loader))
     while True:
-        set_loader_epoch(loader, epoch * 10_000 + k)
+        set_loader_epoch(loader, epoch * 10_000 + k, skip)
         yield from loader
-        k += 1
+        k, skip = k + 1, 0
 
 
 def train_loaders(

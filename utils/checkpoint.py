@@ -10,9 +10,11 @@ Accepted layouts (all with or without DataParallel's `module.` prefix):
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -25,31 +27,70 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message says what to do."""
 
 
+TMP_SUFFIX = ".tmp"  # save_atomic's temporary files: .NAME.RANDOM.tmp next to NAME
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write(obj: dict, f) -> None:
+    """The write of save_atomic (a seam for tests that simulate a full disk)."""
+    torch.save(obj, f)
+
+
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    """torch.save to a temporary file in the same folder, fsync, then rename: a crash or a full disk never
+    leaves half a file, and the previous file stays as it was. A temporary file left by a killed process
+    (`.NAME.*.tmp`) is removed at the next start of a run there (utils/rundir.py).
+
+    Raises CheckpointError (one line) when the disk is full or the folder cannot be written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            _write(obj, f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the checkpoint
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            raise CheckpointError(
+                f"no space left on the device while writing {path}; the previous {path.name} is kept: free some "
+                "space and run the same command again to resume"
+            ) from e
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise CheckpointError(f"cannot write {path} ({e.strerror}); make {path.parent} writable") from e
         raise
 
 
-def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
+def _is_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (torch >= 1.6; it starts with a local file header, even when cut
+    short) or, in the legacy format, a pickle whose first byte is the protocol opcode 0x80; random bytes,
+    text or an empty file are neither."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head == b"PK\x03\x04" or head[:1] == b"\x80" or zipfile.is_zipfile(path)
+
+
+def read_checkpoint(path: str | Path, trusted: bool = False, hint: str | None = None) -> dict:
     """Load a checkpoint file on the CPU, with weights_only=True unless `trusted`.
 
-    Raises CheckpointError with one line for missing, corrupt or unsafe files.
+    hint: what to do when the file is damaged (default: write or copy it again). Raises CheckpointError
+    with one line for missing, damaged, foreign or unsafe files.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; give a .pt file in it (e.g. {path / 'best.pt'})")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+    hint = hint or "it was cut short or is not a checkpoint; copy or write it again, or give another file"
+    if not _is_torch_file(path):
+        raise CheckpointError(f"{path} is not a torch checkpoint (neither a zip archive nor a pickle): {hint}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):  # a damaged pickle, not an unsafe one
+            raise CheckpointError(f"{path} is damaged ({_first_line(e)}): {hint}") from e
         if not trusted:
             raise CheckpointError(
                 f"{path} holds Python objects beyond tensors and plain values, so it cannot be loaded safely; "
@@ -57,17 +98,23 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
             ) from e
         obj = _load_untrusted(path)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); re-download it") from e
+        raise CheckpointError(f"{path} is damaged ({type(e).__name__}: {_first_line(e)}): {hint}") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, expected a dict or state dict")
     return obj
+
+
+def _first_line(e: BaseException) -> str:
+    """The first sentence of an exception's message (torch's go on with generic advice)."""
+    line = (str(e).strip().splitlines() or ["no detail"])[0]
+    return line.split(". ", 1)[0].rstrip(".")[:160]
 
 
 def _load_untrusted(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {_first_line(e)})") from e
 
 
 def _strip(state: dict, prefix: str) -> dict:
@@ -163,9 +210,12 @@ def load_backbone(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
     return report
 
 
-def load_weights(model: nn.Module, path: str | Path, *, backbone_only: bool, trusted: bool = False) -> str:
-    """--pretrained (backbone_only=True) and --tune_from (whole model, new head if needed)."""
-    state, file_is_backbone = extract_state_dict(read_checkpoint(path, trusted))
+def load_weights(
+    model: nn.Module, path: str | Path, *, backbone_only: bool, trusted: bool = False, ckpt: dict | None = None
+) -> str:
+    """--pretrained (backbone_only=True) and --tune_from (whole model, new head if needed); `ckpt`: the
+    file's contents when already read. Returns a one-line report."""
+    state, file_is_backbone = extract_state_dict(ckpt if ckpt is not None else read_checkpoint(path, trusted))
     if backbone_only or file_is_backbone:
         return f"{path}: " + load_backbone(model, state)
     return f"{path}: " + load_full(model, state, new_head_ok=True)

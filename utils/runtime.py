@@ -6,7 +6,9 @@ import contextlib
 import os
 import random
 import resource
+import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,3 +135,34 @@ def peak_memory(device: torch.device) -> str:
     if device.type == "cuda":
         out += f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GB"
     return out
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+class StopRequest:
+    """Turn SIGTERM, SIGINT and SIGUSR1 into a request that the training loop reads between steps
+    (`with StopRequest() as stop: ... if stop.signum: save and stop`), instead of dying mid-step and
+    losing the epoch in progress. A second SIGINT (Ctrl-C twice) interrupts at once. Outside the main
+    thread (signals cannot be handled there) it installs nothing. Leaving restores the previous handlers,
+    so a signal during the final evaluation stops the process as before."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for s in STOP_SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
