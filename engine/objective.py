@@ -41,7 +41,9 @@ class LossConfig:
     linearly over the first ramp_epochs contrastive epochs, by 1 / (ramp_epochs + 1) per epoch, and hold
     from then on (0: full weight from the first contrastive epoch, TCL's loss; see `ramp_factor`).
     finetune_from: first epoch of TCL's pseudo-label stage (None: no such stage); threshold: its
-    confidence threshold.
+    confidence threshold. weighting: 'sum' is TCL's loss, the weighted sum of the terms; 'mean' divides it
+    by the sum of the weights of the terms the step computes (1 for CE + ramp x gamma + ...), so the weights
+    set the terms' shares and a large gamma does not also multiply the step size (README, Training).
     """
 
     gamma: float = 0.0
@@ -58,6 +60,7 @@ class LossConfig:
     negatives: str = "all"
     consistency: str = "none"
     consistency_weight: float = 1.0
+    weighting: str = "sum"
 
     @property
     def compares_views(self) -> bool:
@@ -163,4 +166,8 @@ def objective(
     )
     if "consistency" in terms:
         loss = loss + ramp * cfg.consistency_weight * terms["consistency"]
+    if cfg.weighting == "mean":
+        weights = {"ce": 1.0, "instance": ramp * cfg.gamma, "group": ramp * cfg.gamma2,
+                   "consistency": ramp * cfg.consistency_weight, "pseudo": cfg.gamma_finetune}  # fmt: skip
+        loss = loss / sum(weights[name] for name in terms)
     return loss, terms

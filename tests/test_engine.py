@@ -724,3 +724,18 @@ def test_objective_ramp_scales_every_view_comparing_term_but_not_ce():
 def test_gamma_ramp_flag_reaches_the_loss_config():
     *_, loss, _ = settings(parse_args(["synthetic", "--gamma", "5", "--gamma_ramp", "3"]))
     assert loss.ramp_epochs == 3 and loss.gamma == 5.0
+
+
+def test_objective_mean_weighting_divides_by_the_weights_of_the_computed_terms():
+    cfg = LossConfig(gamma=5.0, gamma2=3.0, group=True, weighting="mean")
+    lab, labels = _logits(2, 4, seed=1), torch.tensor([1, 3])
+    ul, ul_noisy = _logits(8, 4, seed=3), _logits(8, 4, seed=4)
+    views = {"labelled": lab, "unlabelled": ul, "unlabelled_noisy": ul_noisy}
+    loss, terms = objective(views, labels, "contrastive", cfg, ramp=0.5)
+    expected = (terms["ce"] + 2.5 * terms["instance"] + 1.5 * terms["group"]) / (1 + 2.5 + 1.5)
+    torch.testing.assert_close(loss, expected)
+    # a supervised step computes CE alone: the mean of one term is the term
+    loss, terms = objective(views, labels, "supervised", cfg)
+    torch.testing.assert_close(loss, terms["ce"])
+    *_, parsed, _ = settings(parse_args(["synthetic", "--loss_weighting", "mean"]))
+    assert parsed.weighting == "mean"
