@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -95,6 +96,21 @@ STICK = {
     "limbs": [["head", "left_hand"], ["head", "right_hand"], ["head", "left_foot"], ["head", "right_foot"]],
     "parts": {"head": ["head"], "arms": [1, 2], "legs": ["left_foot", "right_foot"]},
 }
+
+
+def test_weights_of_another_declared_layout_do_not_load_as_the_same_input():
+    """--pretrained / --tune_from compare the input fields: a layout of the same name declared otherwise differs."""
+    from engine.checkpoint import INPUT_FIELDS, config_differences
+    from engine.config import resolve_run_config
+
+    def cfg(layout):
+        return resolve_run_config("poseconv3d", input_format="Heatmap", layout=layout, num_joints=5, coord_dim=2,
+                                  num_classes=3, dropout=0.5, clip_len=8, input_size=32, max_persons=1)  # fmt: skip
+
+    a, b = layout_from_dict(STICK, "a"), layout_from_dict({**STICK, "parts": {"all": [0, 1, 2, 3, 4]}}, "b")
+    assert config_differences(asdict(cfg(a)), cfg(a), INPUT_FIELDS) == []
+    diff = config_differences(asdict(cfg(a)), cfg(b), INPUT_FIELDS)
+    assert diff and all(d.startswith("layout_def parts") for d in diff)
 
 
 def test_declared_layout_by_names_or_indices():
