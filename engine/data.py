@@ -24,7 +24,7 @@ from datasets.render import input_channels, render
 from datasets.streams import joints_input_stream
 from engine.config import EvalConfig, RunConfig, TrainConfig
 from utils.errors import UserError
-from utils.runtime import Runtime
+from utils.runtime import Runtime, ignore_stop_signals
 
 # Where each view of a step's batch comes from: (loader, key prefix of its arrays).
 VIEW_SOURCES = {
@@ -127,6 +127,7 @@ def make_loader(ds: SkeletonClips, batch_size: int, rt: Runtime, seed: int, trai
         drop_last=train and len(sampler) >= batch_size,  # no batch of 1 for BatchNorm
         pin_memory=rt.device.type == "cuda",
         persistent_workers=False,  # workers must see set_epoch: they copy the dataset per epoch
+        worker_init_fn=ignore_stop_signals if workers else None,  # a stop signal is for the main process alone
     )
 
 

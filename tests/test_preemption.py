@@ -59,17 +59,19 @@ def run_main(argv: list[str], timeout: float = 300) -> subprocess.CompletedProce
                           timeout=timeout)  # fmt: skip
 
 
-def run_until(argv: list[str], line_start: str, sig: int, timeout: float = 300) -> tuple[int, str, str]:
-    """Start main.py, send `sig` once stdout shows a line that starts with `line_start`; returns (exit code,
-    stdout, stderr)."""
+def run_until(
+    argv: list[str], line_start: str, sig: int, timeout: float = 300, group: bool = False
+) -> tuple[int, str, str]:
+    """Start main.py, send `sig` (to its whole process group with `group`) once stdout shows a line that
+    starts with `line_start`; returns (exit code, stdout, stderr)."""
     proc = subprocess.Popen([sys.executable, "main.py", *argv], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, start_new_session=group)  # fmt: skip
     out, deadline, sent = [], time.monotonic() + timeout, False
     try:
         for line in proc.stdout:
             out.append(line)
             if not sent and line.startswith(line_start):
-                proc.send_signal(sig)
+                os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
                 sent = True
             assert time.monotonic() < deadline, "the run took too long"
         rc = proc.wait(timeout=60)
@@ -112,12 +114,16 @@ def straight(tmp_path_factory, ann_file) -> dict:
     return outcome(run_dir / "run")
 
 
-@pytest.mark.parametrize(("sig", "epoch", "step"), [(signal.SIGTERM, 0, 2), (signal.SIGUSR1, 1, 3)])
+@pytest.mark.parametrize(
+    ("sig", "epoch", "step", "workers"),
+    [(signal.SIGTERM, 0, 2, "0"), (signal.SIGUSR1, 1, 3, "0"), (signal.SIGINT, 0, 3, "1")],
+)
 def test_signal_mid_epoch_saves_the_position_and_the_run_resumes_identically(
-    tmp_path, ann_file, straight, sig, epoch, step
+    tmp_path, ann_file, straight, sig, epoch, step, workers
 ):
-    argv = command(tmp_path, ann_file, "run")
-    rc, out, err = run_until(argv, f"epoch {epoch} step {step}/{STEPS}", sig)
+    """SIGINT goes to the whole process group, data-loading worker included, as Ctrl-C sends it."""
+    argv = command(tmp_path, ann_file, "run", "-j", workers)
+    rc, out, err = run_until(argv, f"epoch {epoch} step {step}/{STEPS}", sig, group=sig == signal.SIGINT)
     assert rc == 128 + sig, (rc, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"stopped by {signal.Signals(sig).name} at epoch {epoch}, step" in lines[0], lines
@@ -234,7 +240,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
 def test_stale_temp_files_are_removed_at_the_next_start(tmp_path, ann_file, capsys):
     cli.main(command(tmp_path, ann_file, "run", "--epochs", "1", "--max_steps", "2"))
     run = tmp_path / "run"
-    stale = [run / ".last.pt.k2j4x8.tmp", run / ".best.pt.0a1b2c.tmp"]  # save_atomic's names, a killed save
+    stale = [run / ".last.pt.k2j4x8.tmp", run / ".best.pt.0a1b2c.tmp", run / "split.tmp"]  # of killed saves
     for p in stale:
         p.write_bytes(b"half a checkpoint")
     (run / "notes.tmp").write_text("not ours")  # not a name of save_atomic: kept

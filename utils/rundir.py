@@ -80,10 +80,15 @@ class RunDirLock:
             self.fd = None
 
 
+# Temporary files of the run directory's atomic writes: save_atomic's checkpoints (.NAME.RANDOM.tmp) and
+# datasets/semisup.save_split's split.tmp.
+TEMP_PATTERNS = (f".*{TMP_SUFFIX}", "split.tmp")
+
+
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:
-    """Remove the temporary files that save_atomic leaves when its process is killed mid-write
-    (`.NAME.RANDOM.tmp`); call only while holding the run directory's lock. Returns the removed paths."""
-    stale = sorted(p for p in run_dir.glob(f".*{TMP_SUFFIX}") if p.is_file())
+    """Remove the temporary files that an atomic write leaves when its process is killed mid-write
+    (TEMP_PATTERNS); call only while holding the run directory's lock. Returns the removed paths."""
+    stale = sorted({p for pattern in TEMP_PATTERNS for p in run_dir.glob(pattern) if p.is_file()})
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

@@ -166,3 +166,11 @@ class StopRequest:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """DataLoader worker_init_fn: a worker ignores the stop signals, which Ctrl-C or a cluster sends to
+    every process of the job. The main process finishes its step, saves and exits (StopRequest), and the
+    workers end with it; a worker killed by the signal would instead fail the step in progress."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
