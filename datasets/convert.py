@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import sys
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -279,11 +280,14 @@ def read_clip_file(path: Path) -> dict:
     """One clip file -> its fields: 'keypoint' array, optionally 'score', 'label', 'img_shape' and any
     other field (a subject, ...). .npy: the keypoint array alone. .npz / .json: keys 'keypoint' (or
     'keypoints'), optional 'score' ('scores', 'keypoint_score'), 'label', 'img_shape', others kept."""
-    if path.suffix == ".npy":
-        return {"keypoint": np.load(path, allow_pickle=False)}
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            fields = {k: z[k] for k in z.files}
+    if path.suffix in (".npy", ".npz"):
+        try:  # never unpickle: a clip file holds plain arrays
+            if path.suffix == ".npy":
+                return {"keypoint": np.load(path, allow_pickle=False)}
+            with np.load(path, allow_pickle=False) as z:
+                fields = {k: z[k] for k in z.files}
+        except (ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"not a readable {path.suffix} file of plain arrays ({e})") from e
         for k, v in fields.items():
             if k not in _KEYPOINT_KEYS + _SCORE_KEYS and v.ndim == 0:
                 fields[k] = v.item()  # label, subject: plain values
@@ -436,7 +440,7 @@ def convert_folder(
             if group_field is not None and group_field not in fields:
                 raise ValueError(f"no {group_field!r} field (--group_field)")
             shape = _img_shape(fields, img_shape) if score is not None else None
-        except (OSError, ValueError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # unreadable, truncated or malformed (JSON errors are ValueErrors)
             log.problem(f"{path}:0: {e}")
             continue
         ann = {"frame_dir": name, "label": label, "total_frames": kp.shape[1], "keypoint": kp}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 from utils.errors import UserError
@@ -412,11 +413,11 @@ def layout_from_dict(spec: object, source: str) -> Layout:
     where = f"{source}: layout {name!r}"
     keys = {"name", "joints", "pairs", "limbs", "parts"}
     if set(spec) != keys:
-        missing, unknown = sorted(keys - set(spec)), sorted(set(spec) - keys)
+        missing, unknown = sorted(keys - set(spec)), sorted(map(repr, set(spec) - keys))
         raise LayoutError(
             f"{where}: a declaration has exactly the entries {', '.join(sorted(keys))}"
             + (f"; missing: {', '.join(missing)}" if missing else "")
-            + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else "")
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
         )
     if not isinstance(name, str) or not name:
         raise LayoutError(f"{source}: the layout's 'name' must be a non-empty string, got {name!r}")
@@ -435,8 +436,9 @@ def layout_from_dict(spec: object, source: str) -> Layout:
             if ref not in index:
                 raise LayoutError(f"{where}: {what} names joint {ref!r}, which is not in 'joints'")
             return index[ref]
-        if isinstance(ref, int) and not isinstance(ref, bool) and 0 <= ref < len(joints):
-            return ref
+        # numbers.Integral: numpy integers too, as a pickled declaration may hold them
+        if isinstance(ref, Integral) and not isinstance(ref, bool) and 0 <= ref < len(joints):
+            return int(ref)
         raise LayoutError(
             f"{where}: {what} has joint {ref!r}; give a name from 'joints' or an index in [0, {len(joints)})"
         )

@@ -223,10 +223,15 @@ def test_malformed_file_is_one_line_and_left_out(tmp_path, fields, fragment):
 def test_broken_json_and_duplicate_names(tmp_path):
     three_d_folder(tmp_path / "src", n=2)
     (tmp_path / "src" / "broken.json").write_text("{not json")
+    (tmp_path / "src" / "empty.npy").write_bytes(b"")
+    good = (tmp_path / "src" / "c1.npz").read_bytes()
+    (tmp_path / "src" / "truncated.npz").write_bytes(good[: len(good) // 2])
+    (tmp_path / "src" / "list.json").write_text("[1, 2]")
     write_npz(tmp_path / "src" / "sub" / "c0.npz", keypoint=np.ones((3, 25, 3)), label=0)
     conv = convert_folder(tmp_path / "src", NTU25)
-    assert len(conv.problems) == 2
-    assert any("broken.json:0:" in p for p in conv.problems)
+    assert len(conv.problems) == 5 and all("\n" not in p for p in conv.problems)
+    for name in ("broken.json", "empty.npy", "truncated.npz", "list.json"):
+        assert any(f"{name}:0: " in p for p in conv.problems), name
     assert any("sub/c0.npz:0: clip name 'c0' is also" in p for p in conv.problems)
 
 

@@ -123,6 +123,8 @@ def test_declared_layout_by_names_or_indices():
     assert layout_from_dict(layout.to_dict(), "again") == layout
     assert definition(layout) == layout.to_dict()
     assert get_layout("stick5", layout.to_dict()) == layout
+    # a pickled declaration may hold numpy integers
+    assert layout_from_dict({**STICK, "pairs": [[np.int64(1), np.int32(2)], [3, 4]]}, "npy") == layout
 
 
 def _with(**changes):
@@ -132,7 +134,8 @@ def _with(**changes):
 BAD_DECLARATIONS = [
     ("not_a_dict", ["stick"], "a layout declaration is a dict"),
     ("missing_key", {k: v for k, v in STICK.items() if k != "parts"}, "missing: parts"),
-    ("unknown_key", _with(bones=[]), "unknown: bones"),
+    ("unknown_key", _with(bones=[]), "unknown: 'bones'"),
+    ("unknown_key_not_a_string", {**STICK, 3: []}, "unknown: 3"),
     ("no_name", _with(name=""), "'name' must be a non-empty string"),
     ("no_joints", _with(joints=[]), "'joints' must be a non-empty list"),
     ("repeated_joint", _with(joints=["head", "head", "a", "b", "c"]), "joint name 'head' appears twice"),
