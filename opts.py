@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         default=None,
         metavar="NAME",
-        help="a published upstream configuration as a preset (recipes.py, README 'Published recipes'): it sets every "
+        help="a published upstream configuration as a preset (recipes/, README 'Published recipes'): it sets every "
         "training and test setting; flags given on the command line override it. Learning rates are scaled to the "
         "run's total batch (--lr_batch). One of: " + ", ".join(RECIPES),
     )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce a published recipe end to end on NTU RGB+D (recipes.py, README "Published recipes"): train
+# Reproduce a published recipe end to end on NTU RGB+D (recipes/, README "Published recipes"): train
 # with every setting of the upstream configuration, then score the last checkpoint with the recipe's
 # test protocol (PoseConv3D: 10 clips x flip) and the robustness suite. Needs the annotation file and a
 # CUDA GPU; not run in CI (the full schedules take days).

@@ -1,5 +1,5 @@
 """--recipe: every preset against the upstream values (written out here from ../shared/recipes/README.md, not
-read from recipes.py), the precedence of command line, recipe and defaults, the linear learning-rate rule,
+read from recipes/), the precedence of command line, recipe and defaults, the linear learning-rate rule,
 the one-line errors, and a smoke run that trains with a recipe on synthetic data."""
 
 import json
@@ -15,6 +15,9 @@ import torch
 import engine.evaluate
 import engine.train
 import main as cli
+from datasets.catalog import CATALOG
+from datasets.layouts import get_layout, read_layout_file
+from datasets.render import limb_flip_order
 from datasets.synthetic import make_synthetic
 from engine.config import OptimConfig
 from engine.optim import build_optimizer
@@ -46,6 +49,14 @@ PYSKL = {
     "total_epochs": 24,
     "repeat": 10,
 }  # fmt: skip
+# limb.py's `skeletons` and its flip pairing of them (left_limb[i] <-> right_limb[i]); the flip's joints.
+PYSKL_LIMB_SKELETONS = [[0, 5], [0, 6], [5, 7], [7, 9], [6, 8], [8, 10], [5, 11], [11, 13], [13, 15], [6, 12],
+                        [12, 14], [14, 16], [0, 1], [0, 2], [1, 3], [2, 4], [11, 12]]  # fmt: skip
+PYSKL_LEFT_LIMB, PYSKL_RIGHT_LIMB = [0, 2, 3, 6, 7, 8, 12, 14], [1, 4, 5, 9, 10, 11, 13, 15]
+PYSKL_LEFT_KP, PYSKL_RIGHT_KP = [1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]
+# GeneratePoseTarget's default `skeletons` (NTU120's joint.py renders limbs with them).
+PYSKL_DEFAULT_SKELETONS = [[0, 1], [0, 2], [1, 3], [2, 4], [0, 5], [5, 7], [7, 9], [0, 6], [6, 8], [8, 10], [5, 11],
+                           [11, 13], [13, 15], [6, 12], [12, 14], [14, 16], [11, 12]]  # fmt: skip
 # (dataset, split, config) -> (input volumes, published top-1 %, 10 clips x flip).
 PYSKL_CONFIGS = {
     ("ntu60", "xsub", "joint"): ("Heatmap", 93.7),
@@ -103,7 +114,16 @@ def test_pyskl_presets_match_the_upstream_configs(key):
     # The settings the project cannot reproduce are said, not dropped silently.
     said = " ".join(RECIPES[name].not_reproduced)
     assert "persons" in said
-    assert ("limb channel order" in said) == (config == "limb")
+    if config == "limb":  # limb.py's own limb order, as a declared layout
+        layout = read_layout_file(args.layout)
+        assert [list(limb) for limb in layout.limbs] == PYSKL_LIMB_SKELETONS
+        flip = limb_flip_order(layout)
+        assert [flip[i] for i in PYSKL_LEFT_LIMB] == PYSKL_RIGHT_LIMB and sorted(flip) == list(range(17))
+    else:  # the dataset's layout, coco17, whose limbs are GeneratePoseTarget's default order
+        assert args.layout is None and CATALOG[dataset].layout == "coco17"
+        layout = get_layout("coco17")
+        assert [list(limb) for limb in layout.limbs] == PYSKL_DEFAULT_SKELETONS
+    assert (list(layout.left), list(layout.right)) == (PYSKL_LEFT_KP, PYSKL_RIGHT_KP)
     assert ("class_prob" in said) == ((dataset, split) == ("ntu120", "xsub"))
 
 
@@ -249,7 +269,9 @@ def test_recipe_trains_on_synthetic_data_with_the_run_length_overridden(tmp_path
     assert "effective lr 0.00625" in recipe[0]  # 0.4 x 4 / 256
     assert "overrides model_cfg, clip_len, input_size, test_input_size, batch_size, epochs" in recipe[0]
     assert {r["checkpoint"] for r in out["robustness"]} == {"last"}  # no validation part, as upstream
-    saved = json.loads((tmp_path / "r" / "args.json").read_text())["args"]
+    resolved = json.loads((tmp_path / "r" / "args.json").read_text())
+    assert resolved["config"]["layout"] == "coco17_pyskl_limb"  # limb.py's limb order, carried by the run
+    saved = resolved["args"]
     assert (saved["num_clips"], saved["test_flip"], saved["nesterov"], saved["gd"]) == (10, True, False, 40.0)
     train = [json.loads(r) for r in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert any(r["split"] == "train" and r["lr"] == pytest.approx(0.00625) for r in train)

@@ -12,14 +12,17 @@ then left to the synthetic data, which has only xsub).
 
 Learning rates: a recipe gives upstream's learning rates together with the total batch they were set
 for (`lr_batch`, e.g. 0.4 for 8 GPUs x 32 clips = 256); the run scales them linearly to its own total
-batch, `-b` x world size (`lr_scale`; Goyal et al. 2017, the rule pyskl's "lr is used for 8 gpus" note
-asks for). pyskl runs 24 epochs over its dataset repeated 10 times (RepeatDataset): the same steps and
-the same per-iteration cosine as 240 plain epochs, which is how the recipes express it.
+batch, `-b` x world size (`lr_scale`, the linear scaling rule of Goyal et al. 2017; pyskl's configs
+note that their lr "is used for 8 gpus"). pyskl runs 24 epochs over its dataset repeated 10 times
+(RepeatDataset): the same steps and the same per-iteration cosine as 240 plain epochs, which is how the
+recipes express it. The limb.py recipes render limbs in limb.py's own order, declared as a layout next
+to this file (coco17_pyskl_limb.json).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 # pyskl's SlowOnly-R50 (ResNet3dSlowOnly), as constructor arguments of models/poseconv3d.py (in_channels is
 # derived from --input_f; these are the constructor's defaults, written out so that the recipe says them).
@@ -62,11 +65,11 @@ POSEC3D_SCHEDULE = {
 POSEC3D_NOT_REPRODUCED = (
     "pyskl renders every person of a clip; the project keeps the --max_persons (2) most confident",
 )
-PYSKL_LIMB_ORDER = (
-    "limb channel order: pyskl's limb.py lists the same 17 COCO limbs in another order (its `skeletons`); "
-    "the project renders GeneratePoseTarget's default order, which changes nothing when training from scratch "
-    "(the channels are permuted) but means a pyskl limb.py checkpoint cannot be loaded with --pretrained"
-)
+# pyskl's limb.py configs list the 17 COCO limbs in an order of their own (`skeletons`), not GeneratePoseTarget's
+# default (the built-in coco17 layout's): a limb.py checkpoint reads its input channels in that order. This
+# declared layout (datasets/layouts.py) is COCO-17 with that limb order; its flip permutation of the limbs is
+# limb.py's left_limb/right_limb pairing. NTU120's joint.py renders limbs in the default order.
+PYSKL_LIMB_LAYOUT = Path(__file__).with_name("coco17_pyskl_limb.json")
 CLASS_PROB = (
     "NTU120 xsub samples the training clips of classes 61-120 twice as often (class_prob [1]*60 + [2]*60); the "
     "project samples uniformly"
@@ -147,15 +150,16 @@ def _posec3d_recipes() -> list[Recipe]:
         notes = POSEC3D_NOT_REPRODUCED + ((CLASS_PROB,) if (dataset, split) == ("ntu120", "xsub") else ())
         # NTU120's joint.py renders limbs (with_limb, GeneratePoseTarget's default order), despite its name.
         joint_input = "Limb" if dataset == "ntu120" else "Heatmap"
-        for config, input_f, extra in (("joint", joint_input, ()), ("limb", "Limb", (PYSKL_LIMB_ORDER,))):
+        limb_order = {"layout": str(PYSKL_LIMB_LAYOUT)}
+        for config, input_f, extra in (("joint", joint_input, {}), ("limb", "Limb", limb_order)):
             out.append(
                 Recipe(
                     name=f"posec3d_{dataset}_{split}_{config}",
                     dataset=dataset,
                     upstream=f"{folder}/{config}.py",
                     published=POSEC3D_PUBLISHED[(dataset, split, config)],
-                    settings={**POSEC3D_SCHEDULE, "split": split, "input_f": input_f},
-                    not_reproduced=notes + extra,
+                    settings={**POSEC3D_SCHEDULE, "split": split, "input_f": input_f, **extra},
+                    not_reproduced=notes,
                     summary=f"PoseConv3D SlowOnly-R50, {input_f.lower()} heatmaps",
                 )
             )
