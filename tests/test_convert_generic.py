@@ -85,7 +85,7 @@ EVAL = "--eval_alphas 0 --eval_corruptions occlusion:light swap:light -j 0 --dev
 
 def test_readme_commands_train_and_evaluate_a_user_declared_layout(tmp_path, monkeypatch, capsys):
     """The README's three commands, in the README's words, on a generated folder: convert, train (tiny
-    settings appended), evaluate the best checkpoint; the declared layout reaches every step."""
+    settings appended), evaluate the best checkpoint; the declared layout reaches every step, and predict."""
     monkeypatch.chdir(tmp_path)
     make_folder(tmp_path / "my_clips")
     (tmp_path / "my_layout.json").write_text(readme_blocks("json")[0])
@@ -122,6 +122,9 @@ def test_readme_commands_train_and_evaluate_a_user_declared_layout(tmp_path, mon
     best = [r for r in out["robustness"] if r["checkpoint"] == "best"]
     key = lambda r: (r["family"], r["severity"])  # noqa: E731
     assert sorted((key(r), r["top1"]) for r in again["robustness"]) == sorted((key(r), r["top1"]) for r in best)
+    # predict rebuilds the declared layout from the checkpoint alone
+    preds = cli.main(["predict", "--checkpoint", "runs/mine/best.pt", "--input", "my_data.pkl", "--device", "cpu"])
+    assert len(preds) == 36 and all(len(p["probs"]) == 3 for p in preds.values())
 
 
 # ---------------------------------------------------------------- the converter on its own
