@@ -15,7 +15,8 @@ pyskl trains it on NTU60, a clean and a jittered view per clip, as with --gamma 
 3. speed: clips/s of one worker's work (sampling, transforms and collation of a batch, measured in this
    process on one thread: a worker does exactly this), and of rendering a batch's heatmap volumes
    (engine.data.step_input into a reused buffer, on --device), against what 8 workers need to feed a
-   GPU at 2,000 clips/s (250 clips/s each).
+   GPU at 2,000 clips/s (250 clips/s each). Both per second of CPU time (what a worker with a core of its
+   own gets, and what the target is about) and of wall time (lower on a busy machine).
 The loader passes also print their clips/s with every worker running; on a machine with fewer cores
 than workers that figure is bound by the cores, not the workers.
 """
@@ -86,7 +87,8 @@ def tree_pss(root: int) -> tuple[int, int, int]:
 
 def timed_load(ann_file: str, protocol: str):
     """engine.data.load_run_data on the file as NTU60 (60 classes), with the time of its two parts:
-    unpickling (datasets.annotations.load_pickle) and validation + packing (pack_annotations)."""
+    unpickling (datasets.annotations.load_pickle) and validation + packing (pack_annotations), and the
+    CPU time of the whole (what it takes with a core of its own)."""
     parts = {}
 
     def timing(name, fn):
@@ -102,9 +104,9 @@ def timed_load(ann_file: str, protocol: str):
     catalog.load_pickle = timing("unpickle", real[0])  # load_store calls them by these names
     catalog.pack_annotations = timing("validate+pack", real[1])
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         data = load_run_data("ntu60", ".", ann_file, protocol)
-        parts["total"] = time.perf_counter() - start
+        parts["total"], parts["cpu"] = time.perf_counter() - start, time.process_time() - cpu
     finally:
         catalog.load_pickle, catalog.pack_annotations = real
     return data, parts
@@ -138,25 +140,28 @@ def tree_pss_now() -> tuple[int, int, int]:
     return tree_pss(os.getpid())
 
 
-def worker_rate(ds, batch_size: int, items: int) -> float:
-    """Clips/s of what one worker does: __getitem__ of `items` clips and their collation, in batches."""
+def worker_rate(ds, batch_size: int, items: int) -> tuple[float, float]:
+    """Clips/s of what one worker does: __getitem__ of `items` clips and their collation, in batches.
+    Returns (per second of wall time, per second of this process's CPU time): on a busy machine the first
+    is what this process got, the second what a worker with a core of its own gets."""
     n = len(ds)
     idx = np.random.default_rng(0).permutation(n)[:items]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for lo in range(0, len(idx), batch_size):
         default_collate([ds[int(i)] for i in idx[lo : lo + batch_size]])
-    return len(idx) / (time.perf_counter() - start)
+    return len(idx) / (time.perf_counter() - start), len(idx) / (time.process_time() - cpu)
 
 
-def render_rate(ds, cfg, layout, rt: Runtime, batch_size: int, repeats: int, views: int) -> tuple[float, tuple]:
+def render_rate(ds, cfg, layout, rt: Runtime, batch_size: int, repeats: int, views: int) -> tuple[float, float, tuple]:
     """Clips/s of rendering a training step's input (each clip's `views` volumes) with step_input into a
-    reused buffer (as the training loop does), median of `repeats` after one warm-up; and the volume's
-    shape (N, C, T, H, W)."""
+    reused buffer (as the training loop does), median of `repeats` after one warm-up; the same per second
+    of this process's CPU time (all its threads; on CUDA, the launching thread's); and the volume's shape
+    (N, C, T, H, W)."""
     batch = default_collate([ds[i] for i in range(min(batch_size, len(ds)))])
     prefixes = ["", "noisy_"][:views]
     buffers: dict = {}
     x = step_input([(batch, p) for p in prefixes], cfg, layout, rt, buffers)  # warm-up; allocates the buffer
-    times = []
+    times, cpu = [], time.process_time()
     for _ in range(repeats):
         if rt.device.type == "cuda":
             torch.cuda.synchronize(rt.device)
@@ -165,7 +170,8 @@ def render_rate(ds, cfg, layout, rt: Runtime, batch_size: int, repeats: int, vie
         if rt.device.type == "cuda":
             torch.cuda.synchronize(rt.device)
         times.append(time.perf_counter() - start)
-    return len(batch["label"]) / statistics.median(times), tuple(x.shape)
+    clips = len(batch["label"])
+    return clips / statistics.median(times), clips * repeats / (time.process_time() - cpu), tuple(x.shape)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -200,7 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
     _, base_main, _ = tree_pss_now()
     verdict = "met" if t["total"] < LOAD_TARGET_S else "MISSED"
     print(
-        f"load: {len(store)} clips in {t['total']:.1f} s (unpickle {t['unpickle']:.1f} s, validate+pack "
+        f"load: {len(store)} clips in {t['total']:.1f} s ({t['cpu']:.1f} s of CPU time; unpickle "
+        f"{t['unpickle']:.1f} s, validate+pack "
         f"{t['validate+pack']:.1f} s; target < {LOAD_TARGET_S:.0f} s: {verdict}); "
         f"packed store {nbytes / 2**20:.0f} MiB; PSS after load {base_main / 2**10:.0f} MiB; {load_note()}",
         flush=True,
@@ -238,21 +245,26 @@ def main(argv: list[str] | None = None) -> dict:
         TrainConfig(epochs=1, batch_size=args.batch_size, noise_alpha=args.noise_alpha), True, rt,
     )  # fmt: skip
     ds = ds.dataset
-    per_worker = worker_rate(ds, args.batch_size, args.items)
+    per_worker, per_worker_cpu = worker_rate(ds, args.batch_size, args.items)
     need = GPU_CLIPS_PER_S / TARGET_WORKERS
     print(
-        f"one worker: {per_worker:.0f} clips/s (clean + jittered view, {args.clip_len} frames; {TARGET_WORKERS} "
-        f"workers feed {TARGET_WORKERS * per_worker:.0f} clips/s, a GPU at {GPU_CLIPS_PER_S} clips/s needs "
-        f"{need:.0f} per worker: {'met' if per_worker >= need else 'MISSED'}); {load_note()}",
+        f"one worker: {per_worker_cpu:.0f} clips/s of CPU time ({per_worker:.0f} of wall time; clean + jittered "
+        f"view, {args.clip_len} frames); {TARGET_WORKERS} workers with a core each feed "
+        f"{TARGET_WORKERS * per_worker_cpu:.0f} clips/s, a GPU at {GPU_CLIPS_PER_S} clips/s needs {need:.0f} per "
+        f"worker: {'met' if per_worker_cpu >= need else 'MISSED'}; {load_note()}",
         flush=True,
     )
-    rendered, shape = render_rate(ds, cfg, data.layout, rt, args.batch_size, args.render_batches, views=2)
+    rendered, rendered_cpu, shape = render_rate(ds, cfg, data.layout, rt, args.batch_size, args.render_batches, 2)
     print(
-        f"render: {rendered:.0f} clips/s on {rt.device} with {torch.get_num_threads()} thread(s) (2 views per clip, "
-        f"volume {shape} (N, C, T, H, W) per batch); {load_note()}",
+        f"render: {rendered_cpu:.0f} clips/s of CPU time ({rendered:.0f} of wall time) on {rt.device} with "
+        f"{torch.get_num_threads()} thread(s) (2 views per clip, volume {shape} (N, C, T, H, W) per batch); "
+        f"{load_note()}",
         flush=True,
     )
-    return {"load": t, "store_mib": nbytes / 2**20, "passes": passes, "worker": per_worker, "render": rendered}
+    return {
+        "load": t, "store_mib": nbytes / 2**20, "passes": passes, "worker": per_worker,
+        "worker_cpu": per_worker_cpu, "render": rendered, "render_cpu": rendered_cpu,
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

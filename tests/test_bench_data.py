@@ -47,7 +47,7 @@ def test_bench_data_runs_end_to_end(tmp_path, capsys):
     for line in ("load: 600 clips", "memory -j 0: PSS", "one worker:", "render:"):
         assert line in text, text
     assert out["passes"][0]["pss"] > 0 and out["passes"][0]["batches"] == 2
-    assert out["worker"] > 0 and out["render"] > 0
+    assert out["worker"] > 0 and out["worker_cpu"] > 0 and out["render"] > 0
 
 
 def test_tree_pss_counts_this_process():
