@@ -67,6 +67,7 @@ def test_auto_reads_affinity_load_and_local_world_size(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 0.5, 0.1), raising=False)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)  # whatever container the tests run in
     n, note = apply_threads(None, workers=2)
     assert n == 12 // 2 - 2 - 1 == torch.get_num_threads()
     assert "auto: 12 cores / 2 processes, 2 data workers, load average 1.2" in note
@@ -89,3 +90,30 @@ def test_a_bad_thread_count_is_one_line(capsys):
         parse_args(["synthetic", "--threads", "0"])
     line = error_line(capsys, e)
     assert "--threads" in line and "'auto' or a number of threads >= 1" in line, line
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"cpu.max": "max 100000\n"}, None),  # cgroup v2 without a limit
+        ({"cpu.max": "250000 100000\n"}, 3),  # --cpus 2.5: three cores, rounded up
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),
+        ({}, None),  # no cgroup files at all
+        ({"cpu.max": "garbage\n"}, None),
+    ],
+)
+def test_cpu_quota_from_cgroup_files(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert threads.cpu_quota(tmp_path) == expected
+
+
+def test_available_cores_is_capped_by_the_quota(monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 3)
+    assert threads.available_cores() == 3
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    assert threads.available_cores() == 16
