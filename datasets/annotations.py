@@ -42,12 +42,36 @@ def load_pickle(path: str | Path) -> dict:
             data = pickle.load(f)
     except Exception as e:  # truncated or foreign files raise many different types
         raise AnnotationError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?") from e
-    if isinstance(data, list):  # some pyskl files are a bare list of annotations with no split
+    # Some pyskl files are a bare list of annotation dicts with no split; a list of anything else is no
+    # annotation file at all, and saying so beats naming its first element as a bad sample.
+    if isinstance(data, list) and data and all(isinstance(a, dict) for a in data):
         data = {"split": {}, "annotations": data}
     if not isinstance(data, dict) or "annotations" not in data:
-        raise AnnotationError(f"{path}: expected a dict with 'split' and 'annotations' (pyskl format)")
+        raise AnnotationError(f"{path} is not a pyskl annotation file: {_pyskl_expected(data)}")
+    anns = data["annotations"]
+    if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+        if isinstance(anns, list):
+            got = "a list holding " + ", ".join(sorted({type(a).__name__ for a in anns if not isinstance(a, dict)})[:3])
+        else:
+            got = f"a {type(anns).__name__}"
+        raise AnnotationError(
+            f"{path} is not a pyskl annotation file: its 'annotations' is {got}; expected a list of dicts, one per clip"
+        )
     data.setdefault("split", {})
     return data
+
+
+def _pyskl_expected(data: object) -> str:
+    """What a pyskl file holds, and what `data` (an unpickled object that is not one) holds instead."""
+    if isinstance(data, dict):
+        keys = ", ".join(repr(k) for k in list(data)[:6]) + (", ..." if len(data) > 6 else "")
+        got = f"a dict without 'annotations' (keys: {keys or 'none'})"
+    elif isinstance(data, list) and data:
+        kinds = sorted({type(a).__name__ for a in data if not isinstance(a, dict)})
+        got = f"a list of {', '.join(kinds[:3])}"
+    else:
+        got = "an empty list" if isinstance(data, list) else type(data).__name__
+    return f"expected a dict with 'annotations' (and 'split'), got {got}"
 
 
 def release_freed_memory() -> bool:

@@ -54,16 +54,20 @@ def split_names(spec: DatasetSpec, protocol: str) -> tuple[str, str]:
 def resolve_ann_file(spec: DatasetSpec, data_root: str | Path, ann_file: str | Path | None) -> Path:
     """The annotation file to read: --ann_file if given, else data_root/spec.ann_file.
 
-    A missing file raises FileNotFoundError with one line naming the expected path, the official
-    source and the no-download alternative.
+    A missing file raises MissingFileError (a FileNotFoundError) with one line naming the expected path and,
+    for a dataset with an official download, where it comes from and the no-download alternative.
     """
     path = Path(ann_file) if ann_file else Path(data_root) / spec.ann_file
-    if not path.is_file():
+    if path.is_file():
+        return path
+    if spec.source.startswith(("http://", "https://")):
         raise MissingFileError(
             f"{spec.name} annotation file not found at {path}: download it from {spec.source} "
             f"(or pass --ann_file / --data_root), or run `python main.py synthetic` which needs no download"
         )
-    return path
+    # Nothing to download (the user's own file, or a synthetic set that is generated without --ann_file).
+    hint = "; or drop --ann_file to generate the synthetic set" if spec.name == "synthetic" else ""
+    raise MissingFileError(f"{spec.name} annotation file not found at {path}; check --ann_file{hint}")
 
 
 def load_store(
