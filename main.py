@@ -31,6 +31,7 @@ from engine.checkpoint import (
     build_model,
     check_classes,
     check_fits,
+    check_layout,
     config_differences,
     load_run_model,
     restore,
@@ -309,12 +310,12 @@ def training_split(
 def evaluate_checkpoint(args: argparse.Namespace, data: RunData, ev: EvalConfig, rt: Runtime, notes) -> dict:
     """--evaluate CKPT: rebuild the model from the checkpoint's own configuration and run the sweep."""
     model, cfg, ckpt = load_run_model(args.evaluate, rt.device, args.trust_checkpoint)
-    if data.layout.name != cfg.layout and data.store.num_joints == get_layout(cfg.layout, cfg.layout_def).num_joints:
-        raise UserError(f"{data.path.name} is in the {data.layout.name} joint layout, but the model was trained on "
-                        f"{cfg.layout}; convert the keypoints to {cfg.layout} first")  # fmt: skip
-    # the model's layout, not the data file's: the data must fit it
-    data = replace(data, layout=get_layout(cfg.layout, cfg.layout_def))
-    check_fits(data.store, cfg, data.layout, data.path.name)
+    # the model's layout, not the data file's: the data must fit it (the joint count, then the layout by name
+    # and, for a declared one, by its definition, as --pretrained compares them)
+    model_layout = get_layout(cfg.layout, cfg.layout_def)
+    check_fits(data.store, cfg, model_layout, data.path.name)
+    check_layout(data.layout, cfg, data.path.name)
+    data = replace(data, layout=model_layout)
     check_classes(cfg, data.num_classes, data.path.name, counted=args.dataset in ("synthetic", "custom"))
     if not len(data.test_idx):
         raise UserError(f"{data.path} has no clip in its test split; check --split, or the file's 'split' key")

@@ -28,8 +28,10 @@ class InputError(UserError, ValueError):
     """An input file that cannot be read for prediction; the message (one line) says what to do."""
 
 
-def read_input(path: str | Path, skeleton_2d: bool = False) -> list[dict]:
-    """The annotations of a .pkl, .skeleton or video file (pyskl dicts; 'label' may be absent).
+def read_input(path: str | Path, skeleton_2d: bool = False) -> tuple[list[dict], object]:
+    """The annotations of a .pkl, .skeleton or video file (pyskl dicts; 'label' may be absent), and the
+    joint layout the file declares as a whole: a pyskl file's own 'layout' entry as written (a name or a
+    declaration dict, None when it has none), `ntu25` for a .skeleton file, `coco17` for a video.
 
     skeleton_2d: read a .skeleton file as colour-image pixels with tracking scores (as
     `datasets.convert ntu --2d` writes them) instead of 3D metres."""
@@ -39,24 +41,26 @@ def read_input(path: str | Path, skeleton_2d: bool = False) -> list[dict]:
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         return read_pickle_annotations(path)
-    if suffix == ".skeleton":
-        return [read_skeleton(path, skeleton_2d)]
-    if suffix in VIDEO_SUFFIXES:
-        return [read_video(path)]
+    if suffix == ".skeleton":  # Kinect v2's 25 joints, whichever way they are read
+        return [read_skeleton(path, skeleton_2d)], "ntu25"
+    if suffix in VIDEO_SUFFIXES:  # mediapipe's landmarks picked into COCO-17 order
+        return [read_video(path)], "coco17"
     kinds = ", ".join((*PICKLE_SUFFIXES, ".skeleton", *VIDEO_SUFFIXES))
     raise InputError(f"input {path}: unknown file type {suffix or '(none)'!r}; expected one of {kinds}")
 
 
-def read_pickle_annotations(path: Path) -> list[dict]:
+def read_pickle_annotations(path: Path) -> tuple[list[dict], object]:
     """A pyskl pickle as a list of annotations: a whole file's 'annotations' (its splits are not
-    needed to predict), a bare list, or one annotation dict."""
+    needed to predict), a bare list, or one annotation dict; and the whole file's 'layout' entry as
+    written (None when there is none; per-clip entries stay in the annotations)."""
     try:
         with open(path, "rb") as f:
             data = pickle.load(f)
     except Exception as e:  # truncated or foreign files raise many different types
         raise InputError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?") from e
+    layout = None
     if isinstance(data, dict) and "annotations" in data:
-        data = data["annotations"]
+        data, layout = data["annotations"], data.get("layout")
     elif isinstance(data, dict) and "keypoint" in data:
         data = [data]
     if not isinstance(data, list):
@@ -64,7 +68,7 @@ def read_pickle_annotations(path: Path) -> list[dict]:
             f"{path}: expected a pyskl file ({{'split', 'annotations'}}), a list of annotations or one annotation "
             f"dict with 'keypoint', got {type(data).__name__}"
         )
-    return data
+    return data, layout
 
 
 def read_skeleton(path: Path, two_d: bool = False) -> dict:
@@ -144,9 +148,11 @@ def read_video(path: Path, model_complexity: int = 1) -> dict:
     }
 
 
-def pack_unlabelled(annotations: list[dict], source: str) -> tuple[KeypointStore, list[int]]:
+def pack_unlabelled(annotations: list[dict], source: str, layout: object = None) -> tuple[KeypointStore, list[int]]:
     """Validate and pack annotations whose 'label' (and 'frame_dir') may be absent.
 
+    layout: the file-level joint layout (`read_input`), which the store's `layout` carries with the
+    clips' own entries (all must agree; datasets/annotations.py).
     Returns the store (absent labels stored as 0, which only the data path sees) and the true label
     of each clip, -1 where the input has none.
     """
@@ -158,4 +164,4 @@ def pack_unlabelled(annotations: list[dict], source: str) -> tuple[KeypointStore
         known = label is not None and not (isinstance(label, (int, np.integer)) and label < 0)
         labels.append(int(label) if known and isinstance(label, (int, np.integer)) else -1)
         anns.append({**ann, "label": label if known else 0, "frame_dir": ann.get("frame_dir", f"{source}#{i}")})
-    return pack_annotations({"split": {}, "annotations": anns}), labels
+    return pack_annotations({"split": {}, "annotations": anns, "layout": layout}), labels

@@ -10,7 +10,7 @@ import torch
 
 from datasets.annotations import AnnotationError, KeypointStore
 from datasets.clips import JOINTS_PIPELINE
-from datasets.layouts import Layout
+from datasets.layouts import Layout, get_layout
 from engine.config import RunConfig
 from models import create_model
 from utils.checkpoint import CheckpointError, load_full, read_checkpoint
@@ -114,6 +114,29 @@ def check_classes(cfg: RunConfig, num_classes: int, source: str, counted: bool) 
             f"{source} has {num_classes} classes, but the checkpoint's model predicts {cfg.num_classes}; score it "
             "on the dataset it was trained on, or train a model for these classes"
         )
+
+
+def check_layout(declared: Layout | str | None, cfg: RunConfig, source: str) -> None:
+    """The joint layout data declares must be the model's: by name, and a declaration by its definition too
+    (two layouts of one name declared differently order or connect the joints differently), as --pretrained
+    compares them (INPUT_FIELDS). A bare name stands for the model's layout when the names agree; None
+    (nothing declared) passes, and the joint count decides (`check_fits`). Raises AnnotationError (one line)."""
+    if declared is None:
+        return
+    name = declared if isinstance(declared, str) else declared.name
+    if name != cfg.layout:
+        raise AnnotationError(
+            f"{source} is in the {name} joint layout, but the model was trained on {cfg.layout}; convert the "
+            f"keypoints to {cfg.layout} first"
+        )
+    if isinstance(declared, Layout):
+        ours, theirs = get_layout(cfg.layout, cfg.layout_def).to_dict(), declared.to_dict()
+        differ = [k for k in ours if ours[k] != theirs[k]]
+        if differ:
+            raise AnnotationError(
+                f"{source} declares joint layout {name!r} differently from the model's ({', '.join(differ)} differ); "
+                f"convert the keypoints to the model's {name}, or declare it as the checkpoint's run did"
+            )
 
 
 def check_fits(store: KeypointStore, cfg: RunConfig, layout: Layout, source: str) -> None:

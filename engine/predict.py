@@ -18,7 +18,7 @@ from datasets.clips import JOINTS_PIPELINE
 from datasets.inputs import InputError, pack_unlabelled, read_input
 from datasets.label_maps import class_names
 from datasets.layouts import get_layout
-from engine.checkpoint import check_fits, load_run_model
+from engine.checkpoint import check_fits, check_layout, load_run_model
 from engine.data import eval_dataset, make_loader
 from engine.evaluate import predict_probs
 from utils.runtime import setup_runtime
@@ -69,8 +69,10 @@ def run_predict(opts: PredictOptions) -> dict:
 
     source = Path(opts.input).name
     # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres.
-    store, labels = pack_unlabelled(read_input(opts.input, skeleton_2d=cfg.coord_dim == 2), source)
+    annotations, declared = read_input(opts.input, skeleton_2d=cfg.coord_dim == 2)
+    store, labels = pack_unlabelled(annotations, source, declared)
     check_fits(store, cfg, layout, source)
+    check_layout(store.layout, cfg, source)  # of equal joint counts, a declared other layout is another order
     # The training run's seed, so that the clips are sampled exactly as its evaluation sampled them.
     seed = int(trained.get("seed", 0))
     dataset = eval_dataset(store, np.arange(len(store)), cfg, layout, num_clips, seed)
