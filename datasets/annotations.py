@@ -8,7 +8,8 @@ The pyskl format is a pickled dict::
 
 2D files (C=2, pixels) carry `keypoint_score`; 3D files (C=3, metres) have none. The joint layout
 (datasets/layouts.py) may be declared by a top-level 'layout' entry, by a 'layout' entry in each
-annotation, or both; each is a built-in name or a declaration dict, and they must all agree.
+annotation, or both; each is a built-in name or a declaration dict, and they must all agree. An optional
+top-level 'classes' list names the labels (label i is classes[i]; `datasets.convert folder` writes it).
 
 Why a packed store: a list of per-sample dicts of small numpy arrays is touched (refcounts) by every
 DataLoader worker and so copied into each of them; memory then grows with `-j`. One contiguous array
@@ -164,6 +165,9 @@ class KeypointStore:
     # The joint layout the file declares (datasets/layouts.declared_layout): its validated declaration, or
     # only its name; None when it declares none (datasets/layouts.choose_layout decides then).
     layout: Layout | str | None = None
+    # The file's class names ('classes', as `datasets.convert folder` writes them): label i is classes[i];
+    # None when the file names none.
+    classes: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -267,7 +271,30 @@ def pack_annotations(data: dict, num_classes: int | None = None) -> KeypointStor
         names=names,
         splits=splits,
         layout=_file_layout(data, anns),
+        classes=_file_classes(data.get("classes"), anns),
     )
+
+
+def _file_classes(classes: object, anns: list[dict]) -> tuple[str, ...] | None:
+    """A file's 'classes' entry (label i is named classes[i]) checked against its labels: distinct, non-empty
+    strings, one for every label. None when the file has none. Raises AnnotationError (one line)."""
+    if classes is None:
+        return None
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, str) and c for c in classes):
+        raise AnnotationError(
+            f"the file's 'classes' must be a non-empty list of class names (label i is named classes[i]), got "
+            f"{classes!r:.80}; fix it or drop the entry"
+        )
+    if len(set(classes)) != len(classes):
+        dup = next(c for i, c in enumerate(classes) if c in classes[:i])
+        raise AnnotationError(f"the file's 'classes' names {dup!r} twice; each class needs a name of its own")
+    outside = next((a for a in anns if int(a["label"]) >= len(classes)), None)
+    if outside is not None:
+        raise AnnotationError(
+            f"sample {outside['frame_dir']!r} has label {outside['label']}, but the file's 'classes' names only "
+            f"{len(classes)} classes (labels 0..{len(classes) - 1}); fix the labels or the 'classes' entry"
+        )
+    return tuple(classes)
 
 
 def _file_layout(data: dict, anns: list[dict]) -> Layout | str | None:

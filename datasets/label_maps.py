@@ -2,11 +2,14 @@
 
 NTU RGB+D 120's official action names (A001 ... A120, label = action number - 1), as published with
 the dataset, official spellings kept ("hush (quite)", "wear on glasses"); NTU RGB+D 60 is its first 60
-classes. The synthetic names come from `datasets.synthetic.class_names`. `ntu_label_map` recognises a
+classes. The synthetic names come from `datasets.synthetic.class_names`; an annotation file that names
+its classes ('classes') gives a run its own list. `ntu_label_map` recognises a
 custom file whose clips are NTU's own, named and labelled (as datasets/convert.py writes them).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -138,14 +141,17 @@ NTU60_CLASSES: tuple[str, ...] = NTU120_CLASSES[:60]
 LABEL_MAPS: dict[str, tuple[str, ...]] = {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES}
 
 
-def class_names(dataset: str | None, num_classes: int) -> list[str]:
-    """Names of the `num_classes` labels of `dataset` ('ntu60', 'ntu120', 'synthetic').
+def class_names(dataset: str | Sequence[str] | None, num_classes: int) -> list[str]:
+    """Names of the `num_classes` labels of `dataset`: a label map's name ('ntu60', 'ntu120', 'synthetic'),
+    or the names themselves (an annotation file's 'classes', which a run keeps as its label map).
 
     A dataset without a map, or a class count that does not fit it (a model fine-tuned to another
     label set), gives 'class 0', 'class 1', ...: a wrong name would be worse than none.
     """
     names: list[str] | None = None
-    if dataset in LABEL_MAPS and num_classes == len(LABEL_MAPS[dataset]):
+    if isinstance(dataset, (list, tuple)):
+        names = list(dataset) if len(dataset) == num_classes else None
+    elif dataset in LABEL_MAPS and num_classes == len(LABEL_MAPS[dataset]):
         names = list(LABEL_MAPS[dataset])
     elif dataset == "synthetic":
         from datasets.synthetic import CLASS_NAMES

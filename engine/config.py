@@ -34,7 +34,9 @@ class RunConfig:
     layout: str
     num_classes: int
     coord_dim: int = 2  # of the training keypoints: 2 (pixels + scores) or 3 (metres)
-    label_map: str | None = None  # a custom file's class names ('ntu60', 'ntu120'); None: by the dataset's name
+    # Class names: a built-in map ('ntu60', 'ntu120': a custom file of NTU clips) or the file's own 'classes'
+    # (label i is label_map[i]); None: by the dataset's name.
+    label_map: str | list[str] | None = None
     stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/streams.py)
     layout_def: dict | None = None  # a declared layout's definition (datasets/layouts.py); None: built in
     test_input_size: int | None = None  # side of the rendered frames at evaluation; None: input_size
@@ -63,7 +65,7 @@ def resolve_run_config(
     max_persons: int,
     in_channels: int | None = None,
     model_kwargs: dict | None = None,
-    label_map: str | None = None,
+    label_map: str | list[str] | None = None,
     stream: str = "joint",
     test_input_size: int | None = None,
 ) -> RunConfig:

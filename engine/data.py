@@ -42,7 +42,7 @@ class RunData:
     store: KeypointStore
     path: Path  # the annotation file
     num_classes: int
-    label_map: str | None  # NTU's class names for a custom file of NTU clips, else None
+    label_map: str | list[str] | None  # the file's own class names, or NTU's for a custom file of NTU clips, else None
     layout: Layout
     train_idx: np.ndarray
     test_idx: np.ndarray
@@ -59,7 +59,9 @@ def load_run_data(
 ) -> RunData:
     """Load, validate and split a dataset of the catalog (datasets/catalog.py). NTU60/120 have their fixed
     classes; the synthetic and custom ones count the labels they hold, and a custom file of NTU-named
-    clips keeps NTU's label set, whichever of its classes it holds. The joint layout: `layout` (--layout,
+    clips keeps NTU's label set, whichever of its classes it holds. A file that names its classes
+    ('classes', as `datasets.convert folder` writes them) has that many, and the run keeps the names
+    as its label map (predict prints them). The joint layout: `layout` (--layout,
     a built-in name or FILE.json), else the file's declaration, else the dataset's or one inferred from
     the joint count (datasets/layouts.choose_layout). Raises UserError (one line)."""
     spec = get_spec(dataset)
@@ -69,7 +71,12 @@ def load_run_data(
     release_freed_memory()  # the unpickled file is gone; its heap would stay resident, and shared by workers
     num_classes = int(store.labels.max()) + 1 if counted else spec.num_classes
     label_map, notes = (ntu_label_map(store.names, store.labels) if dataset == "custom" else None), []
-    if label_map is not None:
+    if store.classes is not None:  # named by the file itself: its names win over any guess from clip names
+        if not counted and len(store.classes) != spec.num_classes:
+            raise UserError(f"{Path(path).name} names {len(store.classes)} classes in its 'classes', but {dataset} "
+                            f"has {spec.num_classes}; use `custom` for another label set")  # fmt: skip
+        label_map, num_classes = list(store.classes), len(store.classes)
+    elif label_map is not None:
         num_classes = len(LABEL_MAPS[label_map])
         notes.append(f"the clips are named and labelled as NTU RGB+D: {num_classes} classes, {label_map} names")
     try:

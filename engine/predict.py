@@ -79,7 +79,8 @@ def run_predict(opts: PredictOptions) -> dict:
     loader = make_loader(dataset, opts.batch_size, rt, seed, False, opts.workers)
     indices, _, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
 
-    # A custom file of NTU clips has NTU's names (its run config says which); other files: the dataset's.
+    # The run's label map: the training file's own 'classes', or NTU's names for a custom file of NTU clips;
+    # other runs: the dataset's names.
     names = class_names(cfg.label_map or trained.get("dataset"), cfg.num_classes)
     views = f"{num_clips} sampled clip(s) each" + (", flipped too" if test_flip else "")
     print(
