@@ -255,6 +255,7 @@ class SkeletonClips(Dataset):
                     test_mode=not self.train,
                     scale_range=(1, 3) if self.train else (2, 2),
                     rng=view_rng,
+                    joint_order=self.layout.name,  # coco17 is mapped to MotionBERT's H36M order; h36m17 is in it
                 )
             # One view: MotionBERT's test clip is the whole sequence resampled, so more would be copies.
             out[prefix + "keypoint"] = view[None].astype(np.float32)  # (1, 2, T, V, 3)

@@ -1,8 +1,10 @@
 """MotionBERT's input preprocessing for action recognition, per clip, in numpy (Dataset workers, CPU).
 
 A pyskl annotation (2D COCO-17 keypoints in pixels, with scores) becomes the (2, T, 17, 3) clip that
-MotionBERT's `ActionNet` reads: x, y in [-1, 1] in H36M-17 joint order, and a score channel. The path is
-that of MotionBERT's `NTURGBD` dataset (`__init__` then `__getitem__`):
+MotionBERT's `ActionNet` reads: x, y in [-1, 1] in H36M-17 joint order, and a score channel. Keypoints
+already in H36M-17 order (the `h36m17` layout, MotionBERT's own) skip `coco2h36m` (`joint_order="h36m17"`),
+and their scores stay with their joints. The path is that of MotionBERT's `NTURGBD` dataset (`__init__`
+then `__getitem__`):
 
     resample ids -> make_cam -> human_tracking (all F frames) -> coco2h36m -> concat score
     -> zero second person if M == 1 -> gather resampled frames -> float32
@@ -37,6 +39,7 @@ import numpy as np
 
 __all__ = [
     "COCO_TO_H36M",
+    "JOINT_ORDERS",
     "coco2h36m",
     "crop_scale",
     "human_tracking",
@@ -49,6 +52,9 @@ __all__ = [
 ]
 
 NUM_JOINTS = 17
+# The 2D joint orders the path reads (datasets/layouts.py names): COCO-17 is mapped to H36M-17 as upstream
+# does for NTU's HRNet keypoints; H36M-17 is MotionBERT's own order and needs no mapping.
+JOINT_ORDERS = ("coco17", "h36m17")
 
 # H36M-17 joint j is COCO joint COCO_TO_H36M[j], or the midpoint of a COCO pair; 7 (belly) is the
 # midpoint of H36M 0 (root) and 8 (neck).
@@ -262,10 +268,12 @@ def random_move(
     return out
 
 
-def _check_inputs(keypoint: np.ndarray, keypoint_score: np.ndarray) -> None:
+def _check_inputs(keypoint: np.ndarray, keypoint_score: np.ndarray, joint_order: str = "coco17") -> None:
+    if joint_order not in JOINT_ORDERS:
+        raise ValueError(f"joint_order must be one of {', '.join(JOINT_ORDERS)}, got {joint_order!r}")
     if keypoint.ndim != 4 or keypoint.shape[2:] != (NUM_JOINTS, 2) or keypoint.shape[0] not in (1, 2):
         raise ValueError(
-            f"keypoint must be (M, F, 17, 2) COCO-17 pixels with M in (1, 2), got shape {keypoint.shape}"
+            f"keypoint must be (M, F, 17, 2) {joint_order} pixels with M in (1, 2), got shape {keypoint.shape}"
             " (keep at most the 2 main persons before this step)"
         )
     if keypoint.shape[1] < 1:
@@ -285,19 +293,22 @@ def prepare_motion(
     img_shape: Sequence[float],
     frame_ids: np.ndarray,
     upstream_score_bug: bool = False,
+    joint_order: str = "coco17",
 ) -> np.ndarray:
     """The clip upstream's `NTURGBD.__init__` stores, before `crop_scale`.
 
-    keypoint: (M, F, 17, 2) COCO-17 x, y in pixels, M in (1, 2) (float16 in pyskl's NTU pickles).
+    keypoint: (M, F, 17, 2) x, y in pixels in `joint_order`, M in (1, 2) (float16 in pyskl's NTU pickles).
     keypoint_score: (M, F, 17) in [0, 1].
     img_shape: (h, w) in pixels.
     frame_ids: (T,) indices into the F frames (see `resample`).
     upstream_score_bug: keep the scores in their untracked order, as upstream does (see module doc).
-    Returns: float32 (2, T, 17, 3): x, y in the camera frame (H36M order), score (COCO order); a zero
-      second person when M == 1.
+    joint_order: 'coco17' (mapped to H36M-17 by `coco2h36m`, as upstream) or 'h36m17' (already MotionBERT's
+      order: the coordinates are taken as they are, in float64 as the mapping returns them).
+    Returns: float32 (2, T, 17, 3): x, y in the camera frame (H36M order), score (the input's joint order:
+      COCO's for COCO-17 input); a zero second person when M == 1.
     """
     keypoint, keypoint_score = np.asarray(keypoint), np.asarray(keypoint_score)
-    _check_inputs(keypoint, keypoint_score)
+    _check_inputs(keypoint, keypoint_score, joint_order)
     frame_ids = np.asarray(frame_ids)
     num_frames = keypoint.shape[1]
     if frame_ids.ndim != 1 or not np.issubdtype(frame_ids.dtype, np.integer):
@@ -313,7 +324,7 @@ def prepare_motion(
         if not upstream_score_bug:
             # Fix: the scores follow their person (upstream leaves them in the untracked order).
             score = _apply_swaps(score, swapped)
-    coords = coco2h36m(cam)  # (M, F, 17, 2) float64
+    coords = coco2h36m(cam) if joint_order == "coco17" else cam.astype(np.float64)  # (M, F, 17, 2) H36M order
     # Gathering after tracking is upstream's order; the scores stay in COCO joint order (see module doc).
     motion = np.concatenate([coords[:, frame_ids], score[:, frame_ids, :, None]], axis=-1)  # (M, T, 17, 3)
     if motion.shape[0] == 1:
@@ -331,10 +342,12 @@ def motionbert_clip(
     rng: np.random.Generator | None = None,
     random_move_aug: bool | None = None,
     upstream_score_bug: bool = False,
+    joint_order: str = "coco17",
 ) -> np.ndarray:
     """One MotionBERT model input from one pyskl annotation (the whole path, see the module doc).
 
-    keypoint: (M, F, 17, 2) COCO-17 x, y in pixels, M in (1, 2); float16 inputs are normalised in
+    keypoint: (M, F, 17, 2) x, y in pixels in `joint_order` ('coco17', mapped to H36M-17, or 'h36m17',
+      MotionBERT's own order, taken as it is), M in (1, 2); float16 inputs are normalised in
       float16 as upstream does. Never modified.
     keypoint_score: (M, F, 17) in [0, 1]. Never modified.
     img_shape: (h, w) in pixels.
@@ -349,7 +362,7 @@ def motionbert_clip(
     Returns: float32 (2, clip_len, 17, 3): x, y in [-1, 1] (H36M order), score.
     """
     keypoint, keypoint_score = np.asarray(keypoint), np.asarray(keypoint_score)
-    _check_inputs(keypoint, keypoint_score)
+    _check_inputs(keypoint, keypoint_score, joint_order)
     if scale_range is None:
         scale_range = (2.0, 2.0) if test_mode else (1.0, 3.0)
     if random_move_aug is None:
@@ -358,7 +371,7 @@ def motionbert_clip(
         rng = _require_rng(rng, "motionbert_clip in train mode / with augmentation")
 
     frame_ids = resample(keypoint.shape[1], clip_len, randomness=not test_mode, rng=rng)  # (T,)
-    motion = prepare_motion(keypoint, keypoint_score, img_shape, frame_ids, upstream_score_bug)
+    motion = prepare_motion(keypoint, keypoint_score, img_shape, frame_ids, upstream_score_bug, joint_order)
     if random_move_aug:
         motion = random_move(motion, rng)
     return crop_scale(motion, scale_range, rng)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datasets.augment import AugmentConfig
 from datasets.clips import JOINTS_PIPELINE, VOLUME_PIPELINE
 from datasets.layouts import Layout, definition
+from datasets.motionbert_prep import JOINT_ORDERS
 from datasets.render import input_channels
 from datasets.streams import STREAMS
 from models import get_spec
@@ -89,10 +90,11 @@ def resolve_run_config(
         raise UserError(
             f"--stream {stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT), not {fmt} volumes"
         )
-    if pipeline == JOINTS_PIPELINE and layout.name != "coco17" and coord_dim == 2:
+    if pipeline == JOINTS_PIPELINE and coord_dim == 2 and layout.name not in JOINT_ORDERS:
         raise UserError(
-            f"the 2D joint-coordinate preprocessing (MotionBERT's) maps COCO-17 joints to H36M; 2D layout "
-            f"{layout.name} is not supported (3D files of any layout are)"
+            f"{model_name} reads 2D keypoints in coco17 (mapped to its H36M order) or h36m17 (its own order), "
+            f"not {layout.name}: convert the keypoints to one of them, give 3D keypoints (any layout), or train "
+            "--model_type poseconv"
         )
     if spec.reads == "volume":
         needed = input_channels(fmt, max_persons, layout)

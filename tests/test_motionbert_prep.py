@@ -303,3 +303,62 @@ def test_motionbert_clip_3d_centres_scales_and_keeps_missing_joints():
     assert abs(np.linalg.norm(pts.max(0) - pts.min(0)) - 2) < 1e-4  # half-diagonal 1
     train = motionbert_clip_3d(kp, clip_len=16, test_mode=False, rng=np.random.default_rng(1))
     assert train.shape == (2, 16, 25, 3)
+
+
+# ---------------------------------------------------------------- 2D keypoints already in H36M-17 order
+
+
+def _as_h36m(kp: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCO-17 pixels and scores as a file in MotionBERT's own H36M-17 order holds them (the scores of the
+    joints each H36M joint comes from, all equal here, so that both paths see the same valid joints)."""
+    return coco2h36m(kp.astype(np.float64)).astype(np.float32), np.ones(score.shape, np.float32)
+
+
+@pytest.mark.parametrize("name", [SWAP_CASE, NAMES[0]])
+def test_h36m17_keypoints_are_taken_without_the_coco_mapping(name):
+    """The same skeletons given in COCO-17 (mapped by coco2h36m) and in H36M-17 order (taken as they are)
+    give MotionBERT the same coordinates; mapping H36M-17 input again would scramble them."""
+    g = _golden(name)
+    kp, score = g["keypoint"].astype(np.float32), np.ones(g["keypoint_score"].shape, np.float32)
+    h36m, h36m_score = _as_h36m(kp, score)
+    coco_path = motionbert_clip(kp, score, _img_shape(name), clip_len=32)
+    own_order = motionbert_clip(h36m, h36m_score, _img_shape(name), clip_len=32, joint_order="h36m17")
+    np.testing.assert_allclose(own_order, coco_path, rtol=0, atol=1e-5)
+    remapped = motionbert_clip(h36m, h36m_score, _img_shape(name), clip_len=32)  # read as COCO-17: wrong
+    assert np.abs(remapped - coco_path).max() > 0.05
+    # the scores stay with their joints: a joint missing in the file is missing in the clip
+    h36m_score[:, :, 10] = 0  # the head
+    item = motionbert_clip(h36m, h36m_score, _img_shape(name), clip_len=32, joint_order="h36m17")
+    assert (item[: len(kp), :, 10, 2] == 0).all() and (item[: len(kp), :, 9, 2] == 1).all()
+    assert "joint_order" in _err(motionbert_clip, h36m, h36m_score, _img_shape(name), joint_order="ntu25")
+
+
+def test_motionbert_reads_2d_h36m17_through_the_clips_and_refuses_other_layouts():
+    """SkeletonClips hands MotionBERT 2D h36m17 clips unmapped (and COCO-17 mapped); resolve_run_config
+    accepts both and refuses other 2D layouts in one line that says what works."""
+    from datasets.annotations import pack_annotations
+    from datasets.clips import JOINTS_PIPELINE, SkeletonClips
+    from datasets.layouts import COCO17, H36M17, OPENPOSE18
+    from engine.config import resolve_run_config
+    from utils.errors import UserError
+
+    g = _golden(SWAP_CASE)
+    kp, score = g["keypoint"].astype(np.float32), g["keypoint_score"].astype(np.float32)
+    ann = {"frame_dir": "c0", "label": 0, "keypoint": kp, "keypoint_score": score, "img_shape": (1080, 1920)}
+    store = pack_annotations({"annotations": [ann]})
+    for layout, order in ((H36M17, "h36m17"), (COCO17, "coco17")):
+        clips = SkeletonClips(store, np.array([0]), pipeline=JOINTS_PIPELINE, train=False, clip_len=32, layout=layout)
+        expected = motionbert_clip(kp, score, (1080, 1920), clip_len=32, joint_order=order)
+        np.testing.assert_array_equal(clips[0]["keypoint"][0], expected)
+
+    def config(layout, coord_dim=2):
+        return resolve_run_config("motionbert", input_format="Skeleton", layout=layout, num_joints=layout.num_joints,
+                                  coord_dim=coord_dim, num_classes=3, dropout=0.0, clip_len=None, input_size=56,
+                                  max_persons=2)  # fmt: skip
+
+    assert config(H36M17).layout == "h36m17" and config(COCO17).layout == "coco17"
+    assert config(OPENPOSE18, coord_dim=3).layout == "openpose18"  # 3D: any layout
+    with pytest.raises(UserError) as e:
+        config(OPENPOSE18)
+    msg = str(e.value)
+    assert "\n" not in msg and "not openpose18" in msg and "coco17" in msg and "h36m17" in msg and "3D" in msg
