@@ -243,6 +243,34 @@ def _one_line_error(data: dict, *fragments: str) -> None:
         assert fragment in msg, (fragment, msg)
 
 
+def test_file_class_names_are_checked_against_the_labels() -> None:
+    """'classes' (as `datasets.convert folder` writes it) names every label once; labels 1, 2 and 3 here."""
+    data = _good_and(_bad())
+    assert pack_annotations(data).classes is None
+    assert pack_annotations({**data, "classes": ["a", "b", "c", "d", "e"]}).classes == ("a", "b", "c", "d", "e")
+    _one_line_error({**data, "classes": ["a", "b", "c"]}, "'bad_clip' has label 3", "names only 3 classes")
+    _one_line_error({**data, "classes": ["a", "b", "a", "d"]}, "names 'a' twice")
+    _one_line_error({**data, "classes": "abcd"}, "'classes' must be a non-empty list of class names")
+    _one_line_error({**data, "classes": ["a", "", "c", "d"]}, "'classes' must be a non-empty list of class names")
+
+
+def test_files_that_are_not_pyskl_files_are_named(tmp_path: Path) -> None:
+    for name, obj, fragment in [
+        ("list", [1, 2, 3], "expected a dict with 'annotations' (and 'split'), got a list of int"),
+        ("keys", {"split": {}, "clips": []}, "got a dict without 'annotations' (keys: 'split', 'clips')"),
+        ("anns", {"annotations": {"c0": {}}}, "its 'annotations' is a dict; expected a list of dicts"),
+    ]:
+        path = tmp_path / f"{name}.pkl"
+        path.write_bytes(pickle.dumps(obj))
+        with pytest.raises(AnnotationError) as e:
+            load_pickle(path)
+        msg = str(e.value)
+        assert msg.startswith(f"{path} is not a pyskl annotation file: ") and fragment in msg and "\n" not in msg
+    anns = [make_ann("c0", 1, 4, np.random.default_rng(0))]
+    (tmp_path / "bare.pkl").write_bytes(pickle.dumps(anns))  # a bare list of annotations is still read
+    assert load_pickle(tmp_path / "bare.pkl")["annotations"][0]["frame_dir"] == "c0"
+
+
 def test_mixed_joint_counts_and_dims() -> None:
     rng = np.random.default_rng(4)
     _one_line_error(_good_and(make_ann("bad_clip", 1, 4, rng, v=25)), "'bad_clip'", "(25, 2)", "(17, 2)")
@@ -527,6 +555,8 @@ def test_store_pickles_fast_and_small() -> None:
             assert all(isinstance(a, np.ndarray) for a in value.values())
         elif field == "layout":
             assert value is None or isinstance(value, (str, Layout))  # one per file
+        elif field == "classes":
+            assert value is None  # one name per class, per file (none here)
         else:
             assert isinstance(value, np.ndarray), field
 

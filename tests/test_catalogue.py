@@ -22,6 +22,7 @@ import torch
 import datasets.convert as convert
 import main as cli
 import predict
+from datasets.layouts import COCO17
 from datasets.synthetic import make_synthetic
 
 
@@ -129,6 +130,17 @@ def ctx(tmp_path_factory) -> Ctx:
     # A checkpoint of another input (Heatmap volumes, not coordinates) for --pretrained / --tune_from.
     cli.main([*c.base("heatmap"), "--input_f", "Heatmap", "--run_dir", str(root / "other_runs")])
     shutil.copy(root / "other_runs" / "heatmap" / "best.pt", data / "heatmap.pt")
+    # Files that are no pyskl file, or name too few classes; COCO-17 keypoints declared as H36M-17.
+    write_pkl(data / "no_annotations.pkl", {"split": {}, "clips": tiny["annotations"]})
+    write_pkl(data / "two_classes.pkl", {**relabelled(tiny, "clip{:04d}"), "classes": ["a", "b"]})
+    write_pkl(data / "h36m17.pkl", {**relabelled(tiny, "clip{:04d}"), "layout": "h36m17"})
+    # A model of a declared layout (COCO-17's joints as `mine17`), and data declaring mine17 otherwise.
+    mine17 = {**COCO17.to_dict(), "name": "mine17"}
+    write_pkl(data / "mine17.pkl", {**relabelled(tiny, "clip{:04d}"), "layout": mine17})
+    other17 = {**mine17, "parts": {"body": list(range(17))}}
+    write_pkl(data / "mine17_other.pkl", {**relabelled(tiny, "clip{:04d}"), "layout": other17})
+    cli.main([*c.custom("mine17.pkl"), "--run_dir", str(root / "other_runs"), "--name", "mine17"])
+    shutil.copy(root / "other_runs" / "mine17" / "best.pt", data / "mine17.pt")
     return c
 
 
@@ -171,9 +183,10 @@ CASES = [
     ("ntu_file_missing", "main", lambda c: ["ntu60", "--data_root", c["empty_dir"], "--run_dir", str(c.runs),
                                             "--name", "done", "--device", "cpu"], "ntu60_hrnet.pkl"),
     ("custom_without_file", "main", lambda c: ["custom", "--run_dir", str(c.runs), "--device", "cpu"], "--ann_file"),
-    ("custom_file_missing", "main", lambda c: c.custom("nope.pkl"), "nope.pkl"),
+    ("custom_file_missing", "main", lambda c: c.custom("nope.pkl"), "custom annotation file not found at"),
     ("ann_random_bytes", "main", lambda c: c.custom("random.bin"), "random.bin"),
-    ("ann_not_pyskl", "main", lambda c: c.custom("list.pkl"), "expected a dict"),
+    ("ann_not_pyskl", "main", lambda c: c.custom("list.pkl"),
+     "list.pkl is not a pyskl annotation file: expected a dict with 'annotations' (and 'split'), got a list of int"),
     ("unknown_split", "main", lambda c: train(c, "--split", "xnothing"), "xnothing"),
     ("empty_training_split", "main", lambda c: c.custom("no_train.pkl"), "no clip in its training split"),
     ("name_reused_other_data", "main", lambda c: c.custom("renamed.pkl"), "split.json"),
@@ -243,6 +256,26 @@ CASES = [
     ("convert_out_is_a_folder", "convert", lambda c: ["ntu", c["empty_dir"], str(c.runs / "done")], "is a folder"),
     ("convert_missing_list_missing", "convert", lambda c: ["ntu", "--missing_list", c["nope.txt"], c["empty_dir"],
                                                            str(c.runs / "o.pkl")], "--missing_list"),
+    # -- leftovers of the reliability and layout work
+    ("synthetic_file_missing", "main", lambda c: train(c, "--ann_file", c["nope.pkl"]),
+     "synthetic annotation file not found at"),
+    ("ann_dict_without_annotations", "main", lambda c: c.custom("no_annotations.pkl"),
+     "no_annotations.pkl is not a pyskl annotation file"),
+    ("ann_classes_too_few", "main", lambda c: c.custom("two_classes.pkl"), "names only 2 classes"),
+    ("motionbert_2d_kinect20", "main", lambda c: ["custom", "--ann_file", c["kinect20.pkl"], "--run_dir", str(c.runs),
+                                                  "--name", "done", "--model_type", "motionbert", "--input_f",
+                                                  "Skeleton", "--device", "cpu"],
+     "reads 2D keypoints in coco17"),
+    ("evaluate_other_layout_same_joints", "main", lambda c: c.custom("h36m17.pkl", "--evaluate", c.best),
+     "h36m17.pkl is in the h36m17 joint layout, but the model was trained on coco17"),
+    ("evaluate_layout_declared_differently", "main", lambda c: c.custom("mine17_other.pkl", "--evaluate",
+                                                                        c["mine17.pt"]),
+     "declares joint layout 'mine17' differently from the model's (parts differ)"),
+    ("predict_other_layout_same_joints", "predict", lambda c: ["--checkpoint", c.best, "--input", c["h36m17.pkl"]],
+     "h36m17.pkl is in the h36m17 joint layout, but the model was trained on coco17"),
+    ("predict_layout_declared_differently", "predict", lambda c: ["--checkpoint", c["mine17.pt"], "--input",
+                                                                  c["mine17_other.pkl"]],
+     "declares joint layout 'mine17' differently from the model's (parts differ)"),
 ]
 # fmt: on
 

@@ -262,3 +262,53 @@ def test_3d_clips_go_through_the_projection(setup, tmp_path):
     path = dump({"frame_dir": "x3d", "label": 0, "total_frames": 20, "keypoint": kp}, tmp_path / "3d.pkl")
     res = run_predict(setup, "--input", str(path))
     assert len(res["x3d"]["top5"]) == 5 and abs(sum(res["x3d"]["probs"]) - 1) < 1e-5
+
+
+def test_declared_layouts_of_the_model_are_accepted_others_refused(setup, tmp_path, capsys):
+    """The file-level 'layout' reaches the check: the model's layout by name or by its declaration, file
+    level or per clip, gives the probabilities of the undeclared file; another 17-joint layout is refused."""
+    from datasets.layouts import COCO17
+
+    clips = setup["clips"]
+    ref = run_predict(setup, "--input", str(setup["clip_file"]))
+    for i, declared in enumerate(["coco17", COCO17.to_dict()]):
+        file_level = dump({"split": {}, "annotations": clips, "layout": declared}, tmp_path / f"f{i}.pkl")
+        per_clip = dump([{**a, "layout": declared} for a in clips], tmp_path / f"c{i}.pkl")
+        for path in (file_level, per_clip):
+            res = run_predict(setup, "--input", str(path))
+            assert all(np.allclose(res[n]["probs"], ref[n]["probs"]) for n in ref)
+    for declared in ("h36m17", {**COCO17.to_dict(), "name": "mine17"}):
+        path = dump({"split": {}, "annotations": clips, "layout": declared}, tmp_path / "other.pkl")
+        with pytest.raises(SystemExit) as e:
+            run_predict(setup, "--input", str(path))
+        name = declared if isinstance(declared, str) else declared["name"]
+        assert f"other.pkl is in the {name} joint layout, but the model was trained on coco17" in error_line(capsys, e)
+
+
+def test_class_names_of_a_converted_file_are_the_runs_label_map(tmp_path, capsys):
+    """A file that names its classes ('classes', as `datasets.convert folder` writes them) trains a run whose
+    label map they are: its checkpoint carries them, and predict prints them. A name for a class without
+    clips still counts, so the model predicts every class the file names."""
+    data = make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=40)
+    names = [f"move {chr(ord('a') + i)}" for i in range(13)]  # 12 labelled classes + one without clips
+    custom = {**data, "classes": names}
+    path = dump(custom, tmp_path / "named.pkl")
+    cli.main(
+        [
+            "custom", "--ann_file", str(path), "--run_dir", str(tmp_path), "--name", "named", "--epochs", "1",
+            "--max_steps", "1", "-b", "4", "-j", "0", "--clip_len", "8", "--input_size", "32", "--input_f", "Skeleton",
+            "--eval_alphas", "0", "--eval_corruptions", "none", "--device", "cpu", *TINY_POSE,
+        ]
+    )  # fmt: skip
+    ckpt = torch.load(tmp_path / "named" / "last.pt", weights_only=True)
+    assert ckpt["config"]["label_map"] == names and ckpt["config"]["num_classes"] == 13
+    clip = data["annotations"][0]
+    capsys.readouterr()
+    res = cli.main(["predict", "--checkpoint", str(tmp_path / "named" / "last.pt"), "--input", str(path), "--device",
+                    "cpu"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"{clip['frame_dir']}  (label {clip['label']}: {names[clip['label']]})" in out
+    for r in res.values():
+        assert len(r["probs"]) == 13 and all(n == names[c] for c, n, _ in r["top5"])
+        assert all(f"{c:>3d}  {n}" in out for c, n, _ in r["top5"])
+    assert class_names(names, 13) == names and class_names(names, 12) == [f"class {i}" for i in range(12)]
