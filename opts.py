@@ -309,10 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--loss_weighting",
-        default="sum",
+        default="mean",
         choices=["sum", "mean"],
-        help="sum: CE + gamma x instance + ... (TCL's loss); mean: the same divided by the sum of the weights "
-        "(1 + gamma + ...), so that gamma sets the terms' shares without also scaling the step size",
+        help="mean: CE + gamma x instance + ... divided by the sum of the weights (1 + gamma + ...), so that gamma "
+        "sets the terms' shares without also scaling the step size; sum: TCL's loss as it is (README, Training)",
     )
     g.add_argument(
         "--temperature",

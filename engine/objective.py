@@ -3,6 +3,10 @@
     loss = CE(ce_views) + gamma x instance contrastive + gamma2 x group contrastive
            + consistency_weight x consistency (JS or KL)   [+ gamma_finetune x pseudo-label, TCL's last stage]
 
+With weighting 'mean' (the CLI's default) this sum is divided by the sum of its weights (1 + gamma + ...);
+'sum' is TCL's loss as written. The weights of the terms that compare views may rise over a ramp of the
+first epochs (`ramp_factor`).
+
 CE on the clean view is plain training; on the corrupted view it is noise augmentation, on both the two
 together (their mean); the consistency terms (losses/consistency.py) are the baselines that TCL's
 contrastive terms are measured against.

@@ -532,7 +532,9 @@ def test_settings_maps_the_flags():
             "--use_group_contrastive", "--no_detach_clean", "--sup_thresh", "1", "--lr_steps", "4", "8",
             "--lr_decay1", "0.7", "--eval_alphas", "0", "0.1", "--mu", "3", "--gd", "0"]  # fmt: skip
     train, optim, loss, ev = settings(parse_args(argv))
-    assert loss == LossConfig(gamma=2.0, group=True, detach_clean=False, sup_epochs=1, finetune_from=3)
+    assert loss == LossConfig(
+        gamma=2.0, group=True, detach_clean=False, sup_epochs=1, finetune_from=3, weighting="mean"
+    )
     assert train.unlabelled_fraction == 0.5 and train.mu == 3 and train.label_strategy == "classwise"
     assert optim.lr_steps == (4, 8) and optim.lr_decay == 0.7 and optim.clip_grad == 0.0
     assert ev.alphas == (0.0, 0.1)
