@@ -82,11 +82,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     # -- runtime
     rt, notes = runtime(args, argv)
     train, optim, loss, ev = settings(args, rt.world_size)
-    if args.recipe:  # what the preset set, and the learning rates it trains with at this total batch
-        sgd = get_spec(MODEL_TYPES[args.model_type]).optimizer == "sgd"
-        lrs = {"lr": optim.lr} if sgd else {"lr_backbone1": optim.lr_backbone, "lr_head1": optim.lr_head}
-        echo(recipe_line(args.recipe, recipe_defaults(args.recipe, args.dataset), given_flags(argv), lrs,
-                         args.lr_batch, args.batch_size * rt.world_size), rt.is_main)  # fmt: skip
+    if args.recipe:
+        echo_recipe(args, argv, optim, rt)
 
     # -- data
     synthetic = {"clips_per_class_per_subject": args.synthetic_clips, "seed": args.synthetic_seed}
@@ -160,6 +157,15 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         finally:
             logger.close()  # TensorBoard's events reach the disk however the run ends
     return {"run_dir": str(run_dir), "best": best, "robustness": rows, "device": rt.device, "is_main": rt.is_main}
+
+
+def echo_recipe(args: argparse.Namespace, argv: list[str] | None, optim, rt: Runtime) -> None:
+    """One line: what the --recipe preset set, what the command line overrode, and the learning rates it
+    trains with at this run's total batch."""
+    sgd = get_spec(MODEL_TYPES[args.model_type]).optimizer == "sgd"
+    lrs = {"lr": optim.lr} if sgd else {"lr_backbone1": optim.lr_backbone, "lr_head1": optim.lr_head}
+    echo(recipe_line(args.recipe, recipe_defaults(args.recipe, args.dataset), given_flags(argv), lrs,
+                     args.lr_batch, args.batch_size * rt.world_size), rt.is_main)  # fmt: skip
 
 
 def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cfg: RunConfig, ev: EvalConfig,

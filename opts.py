@@ -447,6 +447,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Precedence: command line > recipe > dataset defaults > parser defaults.
     parser.set_defaults(**{**dataset_defaults(first.dataset, first.model_type), **preset})
     args = parser.parse_args(argv)
+    check_args(args, err)
+    return args
+
+
+def check_args(args: argparse.Namespace, err) -> None:
+    """Reject flag values and combinations that cannot work: err(message) stops with one line (exit 2)."""
     spec = get_spec(MODEL_TYPES[args.model_type])
     if args.dataset == "custom" and not args.ann_file:
         err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
@@ -515,7 +521,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bad = [k for k in keys if k not in spec.kwargs()]
     if bad:
         err(f"--model_cfg {bad[0]} is not an argument of {args.model_type}; valid: {', '.join(spec.kwargs())}")
-    return args
 
 
 def given_flags(argv: list[str] | None) -> set[str]:

@@ -174,7 +174,7 @@ def render_rate(ds, cfg, layout, rt: Runtime, batch_size: int, repeats: int, vie
     return clips / statistics.median(times), clips * repeats / (time.process_time() - cpu), tuple(x.shape)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ann_file", default="/tmp/ntu60_scale.pkl", help="pyskl 2D file (bench/make_ntu_scale.py)")
     p.add_argument("--split", default="xsub", help="split protocol; its train part is iterated")
@@ -188,6 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--render_batches", type=int, default=5, help="timed renderings of one batch")
     p.add_argument("--device", default="cpu", help="where batches are rendered (the training device)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process (1: as one worker)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = build_parser()
     args = p.parse_args(argv)
     if not Path(args.ann_file).is_file():
         p.error(f"--ann_file {args.ann_file} does not exist: write it with python bench/make_ntu_scale.py")

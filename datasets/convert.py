@@ -427,7 +427,7 @@ def convert_folder(
         seen[name] = path
         try:
             fields = read_clip_file(path)
-            kp, score = _clip_arrays(fields, layout.num_joints, xy_score)
+            ann = _folder_annotation(name, fields, layout, xy_score, img_shape)
             label = csv_labels.get(name) if csv_labels is not None else fields.get("label")
             if label is None:
                 where = f"in {labels_csv}" if csv_labels is not None else "in the file (or give --labels CSV)"
@@ -439,14 +439,10 @@ def convert_folder(
                 )
             if group_field is not None and group_field not in fields:
                 raise ValueError(f"no {group_field!r} field (--group_field)")
-            shape = _img_shape(fields, img_shape) if score is not None else None
         except (OSError, ValueError) as e:  # unreadable, truncated or malformed (JSON errors are ValueErrors)
             log.problem(f"{path}:0: {e}")
             continue
-        ann = {"frame_dir": name, "label": label, "total_frames": kp.shape[1], "keypoint": kp}
-        if score is not None:
-            ann.update(keypoint_score=score, img_shape=shape, original_shape=shape)
-        annotations.append(ann)
+        annotations.append({**ann, "label": label})
         raw_labels.append(label)
         groups.append(str(fields.get(group_field)) if group_field else "")
     classes = _number_labels(annotations, raw_labels)
@@ -454,17 +450,27 @@ def convert_folder(
     if csv_split is not None:
         test = {n for n in names if csv_split[n] in ("test", "val")}
     else:
-        test = _split_clips(
-            names, [a["label"] for a in annotations], groups if group_field else None, test_fraction, seed
-        )
-    splits = {
-        f"{protocol}_train": [n for n in names if n not in test],
-        f"{protocol}_val": [n for n in names if n in test],
-    }
+        labels = [a["label"] for a in annotations]
+        test = _split_clips(names, labels, groups if group_field else None, test_fraction, seed)
+    train = [n for n in names if n not in test]
+    splits = {f"{protocol}_train": train, f"{protocol}_val": [n for n in names if n in test]}
     data = {"split": splits, "annotations": annotations, "layout": layout.to_dict()}
     if classes is not None:
         data["classes"] = classes
     return Conversion(data, log.skipped, log.problems)
+
+
+def _folder_annotation(
+    name: str, fields: dict, layout: Layout, xy_score: bool, img_shape: tuple[int, int] | None
+) -> dict:
+    """The annotation of one clip file's fields, without its label: frame_dir, total_frames, keypoint
+    (M, T, V, C); 2D adds keypoint_score (M, T, V), img_shape and original_shape. ValueError if malformed."""
+    kp, score = _clip_arrays(fields, layout.num_joints, xy_score)
+    ann = {"frame_dir": name, "total_frames": kp.shape[1], "keypoint": kp}
+    if score is not None:
+        shape = _img_shape(fields, img_shape)
+        ann.update(keypoint_score=score, img_shape=shape, original_shape=shape)
+    return ann
 
 
 def _number_labels(annotations: list[dict], raw: list) -> list[str] | None:
