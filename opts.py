@@ -382,6 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
         "on one GPU); 0: used as given. Recipes set it to upstream's total batch",
     )
     g.add_argument("--lr_type", default="cos", choices=["cos", "step"], help="SGD schedule: cosine or step")
+    g.add_argument(
+        "--warmup_epochs",
+        type=finite_float,
+        default=0.0,
+        help="learning rates rise linearly over the first EPOCHS epochs (per step; SGD and AdamW; 0: off)",
+    )
+    g.add_argument(
+        "--label_smoothing",
+        type=finite_float,
+        default=0.0,
+        help="label smoothing of the cross-entropy on labelled clips (0: off)",
+    )
     g.add_argument("--lr_steps", type=int, nargs="+", default=[50, 100], help="step schedule: epochs x0.1")
     g.add_argument("--momentum", type=finite_float, default=0.9, help="SGD momentum")
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True, help="SGD with Nesterov momentum")
@@ -492,6 +504,8 @@ def check_args(args: argparse.Namespace, err) -> None:
             err(f"--{name} must be >= 1")
     if args.ckpt_every < 0:
         err(f"--ckpt_every counts minutes and must be >= 0 (0: every epoch only), got {args.ckpt_every}")
+    if args.warmup_epochs < 0 or not 0 <= args.label_smoothing < 1:
+        err("--warmup_epochs must be >= 0 and --label_smoothing in [0, 1)")
     if args.gamma_ramp < 0 or args.sup_thresh < 0:
         err("--gamma_ramp and --sup_thresh count epochs and must be >= 0")
     if not 0 <= args.aug_rotate <= 180:
@@ -573,7 +587,7 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
         epochs=args.epochs, lr=args.lr * scale, lr_type=args.lr_type, lr_steps=tuple(args.lr_steps),
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
         lr_backbone=args.lr_backbone1 * scale, lr_head=args.lr_head1 * scale, lr_decay=args.lr_decay1,
-        weight_decay_adamw=args.weight_decay1, clip_grad=args.gd,
+        weight_decay_adamw=args.weight_decay1, clip_grad=args.gd, warmup_epochs=args.warmup_epochs,
     )  # fmt: skip
     loss = LossConfig(
         gamma=args.gamma, gamma2=args.gamma2, group=args.use_group_contrastive, temperature=args.temperature,
@@ -582,6 +596,7 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
         gamma_finetune=args.gamma_finetune, ce_views=args.ce_views, negatives=args.negatives,
         consistency=args.consistency,
         consistency_weight=args.consistency_weight, weighting=args.loss_weighting,
+        label_smoothing=args.label_smoothing,
     )  # fmt: skip
     suite = [] if args.eval_corruptions == ["none"] else args.eval_corruptions
     ev = EvalConfig(

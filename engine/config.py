@@ -170,7 +170,8 @@ class OptimConfig:
 
     SGD: lr, momentum (Nesterov's when `nesterov`), weight_decay; schedule 'cos' (cosine to 0 over the run) or 'step'
     (x0.1 at each epoch of lr_steps), both per step. AdamW: lr_backbone, lr_head, weight_decay_adamw,
-    x lr_decay after every epoch. clip_grad: max gradient norm (0: off).
+    x lr_decay after every epoch. clip_grad: max gradient norm (0: off). warmup_epochs: both families'
+    learning rates rise linearly, step by step, over the first warmup_epochs epochs (0: off).
     """
 
     epochs: int
@@ -185,6 +186,7 @@ class OptimConfig:
     lr_decay: float = 0.99
     weight_decay_adamw: float = 0.01
     clip_grad: float = 0.0
+    warmup_epochs: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class LossConfig:
     consistency: str = "none"
     consistency_weight: float = 1.0
     weighting: str = "sum"
+    label_smoothing: float = 0.0  # of the cross-entropy on labelled clips (F.cross_entropy's)
 
     @property
     def compares_views(self) -> bool:
@@ -140,7 +141,7 @@ def objective(
     logits: (B_view, C) per view, named as in the module docstring; labels: (B,) of the 'labelled' view;
     ramp: factor on gamma, gamma2 and consistency_weight (the epoch plan's, 1 after the ramp).
     """
-    ce = [F.cross_entropy(logits[v], labels) for v in CE_VIEWS[cfg.ce_views]]
+    ce = [F.cross_entropy(logits[v], labels, label_smoothing=cfg.label_smoothing) for v in CE_VIEWS[cfg.ce_views]]
     terms = {"ce": ce[0] if len(ce) == 1 else (ce[0] + ce[1]) / 2}
     if stage != "supervised":
         pair = ("unlabelled", "unlabelled_noisy") if "unlabelled" in logits else ("labelled", "labelled_noisy")

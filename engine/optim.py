@@ -43,14 +43,16 @@ def lr_factor(family: str, cfg: OptimConfig, epoch: int, step: int, steps: int) 
     """The learning rate of step `step` (of `steps`) of epoch `epoch`, as a multiple of the initial one.
 
     sgd 'cos': 0.5 (1 + cos(pi t / T)) with t = epoch * steps + step and T = epochs * steps;
-    sgd 'step': 0.1 ** (number of lr_steps epochs reached); adamw: lr_decay ** epoch.
+    sgd 'step': 0.1 ** (number of lr_steps epochs reached); adamw: lr_decay ** epoch. With warmup_epochs W,
+    each is multiplied by min(1, (t + 1) / (W * steps)): a linear rise over the first W epochs' steps.
     """
+    warm = min(1.0, (epoch * steps + step + 1) / (cfg.warmup_epochs * steps)) if cfg.warmup_epochs > 0 else 1.0
     if family == "adamw":
-        return cfg.lr_decay**epoch
+        return warm * cfg.lr_decay**epoch
     if cfg.lr_type == "cos":
-        return 0.5 * (1 + math.cos(math.pi * (epoch * steps + step) / (cfg.epochs * steps)))
+        return warm * 0.5 * (1 + math.cos(math.pi * (epoch * steps + step) / (cfg.epochs * steps)))
     if cfg.lr_type == "step":
-        return 0.1 ** sum(epoch >= s for s in cfg.lr_steps)
+        return warm * 0.1 ** sum(epoch >= s for s in cfg.lr_steps)
     raise ValueError(f"unknown lr_type {cfg.lr_type!r}; choose cos or step")
 
 

@@ -741,3 +741,26 @@ def test_objective_mean_weighting_divides_by_the_weights_of_the_computed_terms()
     torch.testing.assert_close(loss, terms["ce"])
     *_, parsed, _ = settings(parse_args(["synthetic", "--loss_weighting", "mean"]))
     assert parsed.weighting == "mean"
+
+
+def test_lr_warmup_rises_linearly_per_step_then_follows_the_schedule():
+    cfg = OptimConfig(epochs=10, lr_type="step", lr_steps=(5,), warmup_epochs=2)
+    # 4 steps per epoch: the first 8 steps rise 1/8, 2/8, ..., 8/8; then the step schedule alone
+    assert [lr_factor("sgd", cfg, e, s, 4) for e in (0, 1) for s in range(4)] == pytest.approx(
+        [k / 8 for k in range(1, 9)]
+    )
+    assert lr_factor("sgd", cfg, 2, 0, 4) == 1.0 and lr_factor("sgd", cfg, 6, 0, 4) == pytest.approx(0.1)
+    adamw = OptimConfig(epochs=10, lr_decay=0.5, warmup_epochs=0.5)
+    assert lr_factor("adamw", adamw, 0, 0, 4) == pytest.approx(0.5)  # 1 / (0.5 x 4) of the way
+    assert lr_factor("adamw", adamw, 1, 0, 4) == pytest.approx(0.5)  # warm-up over; 0.5 ** 1
+    assert lr_factor("sgd", OptimConfig(epochs=10), 0, 0, 4) == 1.0  # off by default
+
+
+def test_objective_label_smoothing_by_hand():
+    logits, labels = torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])
+    _, terms = objective({"labelled": logits}, labels, "supervised", LossConfig(label_smoothing=0.3))
+    logp = logits.log_softmax(dim=1)[0]
+    expected = -(0.8 * logp[0] + 0.1 * logp[1] + 0.1 * logp[2])  # (1 - 0.3) on the label + 0.3 / 3 on each
+    torch.testing.assert_close(terms["ce"], expected)
+    _, optim, loss, _ = settings(parse_args(["synthetic", "--label_smoothing", "0.1", "--warmup_epochs", "2"]))
+    assert loss.label_smoothing == 0.1 and optim.warmup_epochs == 2.0
