@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="mean",
         choices=["sum", "mean"],
         help="mean: CE + gamma x instance + ... divided by the sum of the weights (1 + gamma + ...), so that gamma "
-        "sets the terms' shares without also scaling the step size; sum: TCL's loss as it is (README, Training)",
+        "sets the terms' shares without also scaling the step size; sum: TCL's loss as it is (README, Results)",
     )
     g.add_argument(
         "--temperature",

@@ -47,7 +47,7 @@ class LossConfig:
     finetune_from: first epoch of TCL's pseudo-label stage (None: no such stage); threshold: its
     confidence threshold. weighting: 'sum' is TCL's loss, the weighted sum of the terms; 'mean' divides it
     by the sum of the weights of the terms the step computes (1 for CE + ramp x gamma + ...), so the weights
-    set the terms' shares and a large gamma does not also multiply the step size (README, Training).
+    set the terms' shares and a large gamma does not also multiply the step size (README, Results: "`--gamma 5`").
     """
 
     gamma: float = 0.0
@@ -104,7 +104,7 @@ def ramp_factor(epoch: int, cfg: LossConfig) -> float:
     """Factor on gamma, gamma2 and consistency_weight at `epoch`: (k + 1) / (ramp_epochs + 1) in the k-th
     contrastive epoch (k = epoch - sup_epochs) while k < ramp_epochs, then 1. E.g. ramp_epochs 4: 0.2, 0.4,
     0.6, 0.8, then 1. Why: at full weight from the first step, `--gamma 5`'s instance term outweighs the
-    cross-entropy of a network that predicts nothing yet, and the run never learns (README, Training)."""
+    cross-entropy of a network that predicts nothing yet, and the run never learns (README, Results: "`--gamma 5`")."""
     k = epoch - cfg.sup_epochs
     return 1.0 if k >= cfg.ramp_epochs else (max(k, 0) + 1) / (cfg.ramp_epochs + 1)
 
@@ -160,19 +160,26 @@ def objective(
                 terms["group"] = group_contrastive_loss(clean, noisy, cfg.temperature, detach_a=cfg.detach_clean)
             if cfg.consistency != "none":
                 terms["consistency"] = CONSISTENCY[cfg.consistency](clean, noisy)
+    w = term_weights(cfg, ramp)
     loss = total_loss(
         terms["ce"],
         terms.get("instance"),
         terms.get("group"),
         terms.get("pseudo"),
-        gamma=ramp * cfg.gamma,
-        gamma2=ramp * cfg.gamma2,
-        gamma_finetune=cfg.gamma_finetune,
+        gamma=w["instance"],
+        gamma2=w["group"],
+        gamma_finetune=w["pseudo"],
     )
     if "consistency" in terms:
-        loss = loss + ramp * cfg.consistency_weight * terms["consistency"]
+        loss = loss + w["consistency"] * terms["consistency"]
     if cfg.weighting == "mean":
-        weights = {"ce": 1.0, "instance": ramp * cfg.gamma, "group": ramp * cfg.gamma2,
-                   "consistency": ramp * cfg.consistency_weight, "pseudo": cfg.gamma_finetune}  # fmt: skip
-        loss = loss / sum(weights[name] for name in terms)
+        loss = loss / sum(w[name] for name in terms)
     return loss, terms
+
+
+def term_weights(cfg: LossConfig, ramp: float = 1.0) -> dict[str, float]:
+    """The weight of each term of the loss at this ramp factor (the one table `objective` and
+    scripts/diagnose_objective.py read): CE 1, the view-comparing terms ramp x their flag, pseudo-label
+    gamma_finetune."""
+    return {"ce": 1.0, "instance": ramp * cfg.gamma, "group": ramp * cfg.gamma2,
+            "consistency": ramp * cfg.consistency_weight, "pseudo": cfg.gamma_finetune}  # fmt: skip

@@ -31,9 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import engine.train  # noqa: E402
 import main as main_module  # noqa: E402
-
-WEIGHTS = {"ce": lambda cfg: 1.0, "instance": lambda cfg: cfg.gamma, "group": lambda cfg: cfg.gamma2,
-           "consistency": lambda cfg: cfg.consistency_weight, "pseudo": lambda cfg: cfg.gamma_finetune}  # fmt: skip
+from engine.objective import term_weights  # noqa: E402
 
 
 def _entropy(logits: torch.Tensor) -> float:
@@ -62,7 +60,7 @@ def instrument(every: int) -> tuple[list[dict], dict]:
         params = [p for p in state["model"].parameters() if p.requires_grad]
         grads = {}
         for name, value in terms.items():
-            weight = WEIGHTS[name](cfg) * (1.0 if name in ("ce", "pseudo") else ramp)
+            weight = term_weights(cfg, ramp)[name]
             if weight == 0 or not value.requires_grad:
                 continue
             g = torch.autograd.grad(weight * value, params, retain_graph=True, allow_unused=True)
