@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Clean accuracy on MSR Action3D cross-subject, one ingredient at a time, over three seeds: the README's
+# "Accuracy on MSR Action3D" table is this script's own output (OUT/table.md).
+#   scripts/msr_accuracy.sh [MSR_DIR]        # MSR_DIR defaults to ../shared/data/msr_action3d (research use only)
+#   SMOKE=1 scripts/msr_accuracy.sh          # one seed, one epoch of two steps per run: a check that it runs
+# Every run trains with cross-entropy on the clean and the jittered view (--ce_views both --noise_alpha 0.02,
+# the robustness benchmark's best objective) and writes its clean test probabilities (--save_test_probs).
+# Rows (each seed's run is main.py with the flags below; fused rows fuse that seed's runs with equal weights,
+# scripts/fuse.py):
+#   pose_e20_val   small PoseConv3D on the joints' front projection, 20 epochs, the checkpoint chosen on a
+#                  held-out training subject (the robustness benchmark's setting)
+#   pose_e20       the same trained on every training subject, the last checkpoint scored
+#   pose_e120      120 epochs
+#   pose_bone, pose_jm, pose_bm: the bone, joint-motion and bone-motion streams, 120 epochs each
+#   mb             small MotionBERT on the 3D joints, every training subject, MB_EPOCHS epochs
+# Knobs: SEEDS ("0 1 2"), JOBS (2 runs at once, one torch thread each), MB_EPOCHS (30), OUT (runs/msr_accuracy),
+# PYTHON. A run whose test_probs.npz exists is not trained again (delete its folder to redo it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+SRC=${1:-../shared/data/msr_action3d}
+OUT=${OUT:-runs/msr_accuracy}
+SEEDS=${SEEDS:-"0 1 2"}
+JOBS=${JOBS:-2}
+MB_EPOCHS=${MB_EPOCHS:-30}
+EXTRA=()
+if [[ "${SMOKE:-0}" == 1 ]]; then
+  SEEDS=0 OUT=${OUT}_smoke
+  EXTRA=(--epochs 1 --max_steps 2)
+fi
+if [[ ! -d "$SRC" ]]; then
+  echo "msr_accuracy.sh: error: MSR Action3D not found at $SRC; pass its folder (see ../shared/data)" >&2
+  exit 2
+fi
+mkdir -p "$OUT/data" "$OUT/jobs"
+start=$(date +%s)
+[[ -f "$OUT/data/msr3d.pkl" ]] || "$PYTHON" -m datasets.convert msr "$SRC" "$OUT/data/msr3d.pkl" > "$OUT/data/convert3d.log"
+
+COMMON=(--gamma 0 --ce_views both --noise_alpha 0.02 -j 0 --eval_corruptions none --eval_alphas 0 --save_test_probs)
+ALL=(--val_fraction 0 --sweep_checkpoints last)
+POSE=(custom --ann_file "$OUT/data/msr3d.pkl" --max_persons 1 --input_f Skeleton
+      --model_cfg base_channels=16 "stage_blocks=(2,2,2)" --clip_len 32 -b 8 --lr 0.05)
+MB=(custom --ann_file "$OUT/data/msr3d.pkl" --model_type motionbert --max_persons 1 --input_f Skeleton
+    --model_cfg dim_feat=32 dim_rep=32 depth=2 num_heads=4 hidden_dim=128 --clip_len 32 -b 16
+    --lr_backbone1 1e-3 --lr_head1 1e-3 --epochs "$MB_EPOCHS" "${ALL[@]}")
+declare -A ROWS=(
+  [pose_e20_val]="${POSE[*]} --epochs 20 --val_fraction 0.1 --sweep_checkpoints best"
+  [pose_e20]="${POSE[*]} --epochs 20 ${ALL[*]}"
+  [pose_e120]="${POSE[*]} --epochs 120 ${ALL[*]}"
+  [pose_bone]="${POSE[*]} --epochs 120 ${ALL[*]} --stream bone"
+  [pose_jm]="${POSE[*]} --epochs 120 ${ALL[*]} --stream joint_motion"
+  [pose_bm]="${POSE[*]} --epochs 120 ${ALL[*]} --stream bone_motion"
+  [mb]="${MB[*]}"
+)
+ORDER="mb pose_e120 pose_bone pose_jm pose_bm pose_e20 pose_e20_val"  # seed by seed, the longest run first
+
+rm -f "$OUT"/jobs/*.sh
+n=0
+for seed in $SEEDS; do
+  for row in $ORDER; do
+    name="${row}_s$seed"
+    [[ -f "$OUT/$name/test_probs.npz" ]] && continue
+    rm -rf "${OUT:?}/$name"
+    # shellcheck disable=SC2206
+    flags=(${ROWS[$row]})
+    cmd=$(printf '%q ' "$PYTHON" main.py "${flags[@]}" "${COMMON[@]}" --seed "$seed" --run_dir "$OUT" --name "$name" \
+      "${EXTRA[@]}")
+    n=$((n + 1))
+    echo "OMP_NUM_THREADS=1 $cmd > $OUT/$name.log 2>&1" > "$(printf '%s/jobs/%03d.sh' "$OUT" "$n")"
+  done
+done
+if ((n > 0)); then ls "$OUT"/jobs/*.sh | xargs -P "$JOBS" -n 1 bash; fi
+
+runs() {  # runs ROW[,ROW...]: one argument per seed, each the seed's runs joined by commas
+  local seed row arg
+  for seed in $SEEDS; do
+    arg=""
+    for row in ${1//,/ }; do arg+="${arg:+,}$OUT/${row}_s$seed"; done
+    printf '%s\n' "$arg"
+  done
+}
+table() {
+  local header=--header
+  while IFS='|' read -r rows label; do
+    mapfile -t args < <(runs "$rows")
+    "$PYTHON" scripts/accuracy_table.py $header --row "$label" "${args[@]}"
+    header=""
+  done
+}
+table <<'EOF' | tee "$OUT/table.md"
+pose_e20_val|PoseConv3D joints, 20 epochs, checkpoint chosen on a held-out training subject
+pose_e20|PoseConv3D joints, 20 epochs, every training subject, last checkpoint
+pose_e120|PoseConv3D joints, 120 epochs
+pose_bone|PoseConv3D bones, 120 epochs
+pose_jm|PoseConv3D joint motion, 120 epochs
+pose_bm|PoseConv3D bone motion, 120 epochs
+pose_e120,pose_bone|fused: PoseConv3D joints + bones
+pose_e120,pose_bone,pose_jm,pose_bm|fused: PoseConv3D, four streams
+mb|MotionBERT 3D joints
+mb,pose_e120|fused: MotionBERT + PoseConv3D joints
+mb,pose_e120,pose_bone,pose_jm,pose_bm|fused: MotionBERT + PoseConv3D's four streams
+EOF
+echo "msr accuracy: $(($(date +%s) - start)) s wall time with JOBS=$JOBS"
