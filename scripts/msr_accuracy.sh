@@ -14,7 +14,9 @@
 #   pose_bone, pose_jm, pose_bm: the bone, joint-motion and bone-motion streams, 120 epochs each
 #   mb             small MotionBERT on the 3D joints, every training subject, MB_EPOCHS epochs
 # Knobs: SEEDS ("0 1 2"), JOBS (2 runs at once, one torch thread each), MB_EPOCHS (30), OUT (runs/msr_accuracy),
-# PYTHON. A run whose test_probs.npz exists is not trained again (delete its folder to redo it).
+# ONLY (the rows to train, default all of them; e.g. ONLY="pose_e120 pose_bone pose_jm pose_bm" trains the
+# four-stream PoseConv3D alone), PYTHON. A run whose test_probs.npz exists is not trained again (delete its
+# folder to redo it); a table row whose runs are not all there is left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -32,9 +34,6 @@ if [[ ! -d "$SRC" ]]; then
   echo "msr_accuracy.sh: error: MSR Action3D not found at $SRC; pass its folder (see ../shared/data)" >&2
   exit 2
 fi
-mkdir -p "$OUT/data" "$OUT/jobs"
-start=$(date +%s)
-[[ -f "$OUT/data/msr3d.pkl" ]] || "$PYTHON" -m datasets.convert msr "$SRC" "$OUT/data/msr3d.pkl" > "$OUT/data/convert3d.log"
 
 COMMON=(--gamma 0 --ce_views both --noise_alpha 0.02 -j 0 --eval_corruptions none --eval_alphas 0 --save_test_probs)
 ALL=(--val_fraction 0 --sweep_checkpoints last)
@@ -52,7 +51,16 @@ declare -A ROWS=(
   [pose_bm]="${POSE[*]} --epochs 120 ${ALL[*]} --stream bone_motion"
   [mb]="${MB[*]}"
 )
-ORDER="mb pose_e120 pose_bone pose_jm pose_bm pose_e20 pose_e20_val"  # seed by seed, the longest run first
+ORDER=${ONLY:-"mb pose_e120 pose_bone pose_jm pose_bm pose_e20 pose_e20_val"}  # seed by seed, the longest run first
+for row in $ORDER; do
+  if [[ -z "${ROWS[$row]:-}" ]]; then
+    echo "msr_accuracy.sh: error: unknown row $row in ONLY; valid: ${!ROWS[*]}" >&2
+    exit 2
+  fi
+done
+mkdir -p "$OUT/data" "$OUT/jobs"
+start=$(date +%s)
+[[ -f "$OUT/data/msr3d.pkl" ]] || "$PYTHON" -m datasets.convert msr "$SRC" "$OUT/data/msr3d.pkl" > "$OUT/data/convert3d.log"
 
 rm -f "$OUT"/jobs/*.sh
 n=0
@@ -71,18 +79,22 @@ for seed in $SEEDS; do
 done
 if ((n > 0)); then ls "$OUT"/jobs/*.sh | xargs -P "$JOBS" -n 1 bash; fi
 
-runs() {  # runs ROW[,ROW...]: one argument per seed, each the seed's runs joined by commas
+runs() {  # runs ROW[,ROW...]: one argument per seed, each the seed's runs joined by commas; fails if one is missing
   local seed row arg
   for seed in $SEEDS; do
     arg=""
-    for row in ${1//,/ }; do arg+="${arg:+,}$OUT/${row}_s$seed"; done
+    for row in ${1//,/ }; do
+      [[ -f "$OUT/${row}_s$seed/test_probs.npz" ]] || return 1
+      arg+="${arg:+,}$OUT/${row}_s$seed"
+    done
     printf '%s\n' "$arg"
   done
 }
 table() {
   local header=--header
   while IFS='|' read -r rows label; do
-    mapfile -t args < <(runs "$rows")
+    runs "$rows" > "$OUT/.args" || continue
+    mapfile -t args < "$OUT/.args"
     "$PYTHON" scripts/accuracy_table.py $header --row "$label" "${args[@]}"
     header=""
   done
