@@ -60,7 +60,11 @@ for row in $ORDER; do
 done
 mkdir -p "$OUT/data" "$OUT/jobs"
 start=$(date +%s)
-[[ -f "$OUT/data/msr3d.pkl" ]] || "$PYTHON" -m datasets.convert msr "$SRC" "$OUT/data/msr3d.pkl" > "$OUT/data/convert3d.log"
+if [[ ! -f "$OUT/data/msr3d.pkl" ]] &&
+  ! "$PYTHON" -m datasets.convert msr "$SRC" "$OUT/data/msr3d.pkl" > "$OUT/data/convert3d.log" 2>&1; then
+  echo "msr_accuracy.sh: error: converting $SRC failed; see $OUT/data/convert3d.log" >&2
+  exit 1
+fi
 
 rm -f "$OUT"/jobs/*.sh
 n=0
