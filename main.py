@@ -185,10 +185,14 @@ def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cf
             rows += [{**r, "checkpoint": "last"} for r in rows]
             break
         model.load_state_dict(read_checkpoint(path)["model"])
-        if save_probs and not rows:
+        collect = [] if save_probs and not rows else None
+        if collect is not None:
             save_test_probs(model, run_dir / "test_probs.npz", name, epoch, data, cfg, ev, rt)
         echo(f"robustness of {path} (epoch {epoch}):", rt.is_main)
-        rows += robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger, name, epoch)
+        new = robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger, name, epoch, collect)
+        if collect is not None:
+            save_sweep_probs(run_dir / "sweep_probs.npz", new, collect, data, rt)
+        rows += new
     report(rows, run_dir, cfg, rt)
     logger.close()
     return rows
@@ -206,6 +210,24 @@ def save_test_probs(model, path: Path, checkpoint: str, epoch: int, data: RunDat
     names = np.array([data.store.names[i] for i in indices.tolist()])
     np.savez(path, names=names, labels=labels, probs=probs, checkpoint=checkpoint, epoch=epoch)
     echo(f"test probabilities of {len(names)} clips ({checkpoint}) written to {path}", rt.is_main)
+
+
+def save_sweep_probs(path: Path, rows: list[dict], collected: list, data: RunData, rt: Runtime) -> None:
+    """The class probabilities of every row of one checkpoint's sweep, for `scripts/fuse.py --sweep`: names (N,),
+    labels (N,), probs (P, N, C) float32 in the order of the P rows, and the rows' family, level, severity and
+    suite (P,), checkpoint, epoch. collected: each row's (store indices, labels, probs) from robustness_sweep."""
+    if rt.world_size > 1:
+        return  # save_test_probs has said that nothing is written
+    order = collected[0][0]
+    probs = []
+    for indices, _, p in collected:  # every row scores the same clips; align them by store index anyway
+        where = {int(i): k for k, i in enumerate(indices)}
+        probs.append(p[[where[int(i)] for i in order]])
+    meta = {key: np.array([r[key] for r in rows]) for key in ("family", "level", "severity", "suite")}
+    names = np.array([data.store.names[i] for i in order.tolist()])
+    np.savez(path, names=names, labels=collected[0][1], probs=np.stack(probs).astype(np.float32), **meta,
+             checkpoint=rows[0]["checkpoint"], epoch=rows[0]["epoch"])  # fmt: skip
+    echo(f"probabilities of the {len(rows)} rows of the sweep written to {path}", rt.is_main)
 
 
 def report(rows: list[dict], run_dir: Path, cfg: RunConfig, rt: Runtime) -> None:
@@ -341,8 +363,11 @@ def evaluate_in(run_dir: Path, args, model, cfg: RunConfig, ckpt: dict, data: Ru
     if args.save_test_probs:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_test_probs(model, run_dir / "test_probs.npz", Path(args.evaluate).stem, epoch, data, cfg, ev, rt)
+    collect = [] if args.save_test_probs else None
     rows = robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger,
-                            Path(args.evaluate).stem, epoch)  # fmt: skip
+                            Path(args.evaluate).stem, epoch, collect)  # fmt: skip
+    if collect is not None:
+        save_sweep_probs(run_dir / "sweep_probs.npz", rows, collect, data, rt)
     report(rows, run_dir, cfg, rt)
     logger.close()
     return {"run_dir": str(run_dir), "robustness": rows, "device": rt.device, "is_main": rt.is_main}

@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--save_test_probs",
         action="store_true",
         help="write test_probs.npz (clip names, labels, class probabilities) of the clean test clips with the first "
-        "checkpoint of --sweep_checkpoints (or the --evaluate one) to the run directory, for scripts/fuse.py",
+        "checkpoint of --sweep_checkpoints (or the --evaluate one) to the run directory, and sweep_probs.npz (those of "
+        "every row of its robustness sweep), for scripts/fuse.py (--sweep)",
     )
     g.add_argument("--synthetic_clips", type=int, default=8, help="synthetic data: clips per class and per subject")
     g.add_argument("--synthetic_seed", type=int, default=0, help="synthetic data: generator seed")

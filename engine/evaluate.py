@@ -93,15 +93,20 @@ def robustness_sweep(
     logger: RunLogger,
     checkpoint: str,
     epoch: int,
+    probs_out: list | None = None,
 ) -> list[dict]:
     """Accuracy on the clean test clips and under every corruption of `ev` (sweep_points), each on
     corrupted clips that are identical for every model and run. Rows: checkpoint, epoch, family, level,
-    severity, suite (counts in the mCA), top1, top5, clips."""
+    severity, suite (counts in the mCA), top1, top5, clips. probs_out: when a list, each row's
+    (store indices (N,), labels (N,), probs (N, C)) of this process's clips is appended to it."""
     rows = []
     for family, level, severity, in_suite in sweep_points(ev):
         corruption = ("jitter", 0.0) if family == "clean" else (family, severity)
         loader = eval_loader(store, test_idx, cfg, layout, ev, rt, corruption)
-        res = evaluate(model, loader, cfg, layout, rt, ev.test_flip)
+        indices, labels, probs = predict_probs(model, loader, cfg, layout, rt, ev.test_flip)
+        res = accuracy(labels, probs, rt)
+        if probs_out is not None:
+            probs_out.append((indices, labels, probs))
         row = {"checkpoint": checkpoint, "epoch": epoch, "family": family, "level": level, "severity": severity,
                "suite": in_suite, **res}  # fmt: skip
         rows.append(row)

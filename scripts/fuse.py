@@ -9,6 +9,10 @@ Each RUN is a run directory holding the `test_probs.npz` that `main.py --save_te
 labels, probabilities of the clean test clips) or the path of such a file. The runs must hold the same test
 clips with the same labels and classes (their order may differ). The fused probability of clip i is
 p_i = sum_r w_r p_ri / sum_r w_r. Printed: top-1 and top-5 of each run and of the fusion, in %.
+
+With --sweep each RUN holds the `sweep_probs.npz` that `--save_test_probs` also writes (the probabilities of
+every row of the run's robustness sweep); the runs must have been swept on the same corruptions. Each row is
+fused as above; printed: clean top-1, mCA (the mean top-1 of the suite's rows) and each family's mean, in %.
 """
 
 from __future__ import annotations
@@ -25,19 +29,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 PROBS_FILE = "test_probs.npz"
+SWEEP_FILE = "sweep_probs.npz"
 
 
-def load_probs(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(names (N,) str, labels (N,) int64, probs (N, C) float64) of a run directory or a test_probs.npz."""
+def read_npz(path: str | Path, default_name: str, keys: tuple[str, ...]) -> tuple[Path, dict]:
+    """(the file, its arrays `keys`) of a run directory (its `default_name`) or such a file; UserError otherwise."""
     path = Path(path)
-    file = path / PROBS_FILE if path.is_dir() else path
+    file = path / default_name if path.is_dir() else path
     if not file.is_file():
         raise UserError(f"{file} does not exist: train or --evaluate the run with --save_test_probs first")
     try:
         with np.load(file) as z:
-            names, labels, probs = z["names"].astype(str), z["labels"].astype(np.int64), z["probs"].astype(np.float64)
+            return file, {k: z[k] for k in keys}
     except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{file} is not a test_probs.npz of main.py --save_test_probs ({e})") from e
+        raise UserError(f"{file} is not a {default_name} of main.py --save_test_probs ({e})") from e
+
+
+def load_probs(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(names (N,) str, labels (N,) int64, probs (N, C) float64) of a run directory or a test_probs.npz."""
+    file, z = read_npz(path, PROBS_FILE, ("names", "labels", "probs"))
+    names, labels, probs = z["names"].astype(str), z["labels"].astype(np.int64), z["probs"].astype(np.float64)
     if probs.ndim != 2 or len(names) != len(probs) or len(labels) != len(probs):
         raise UserError(f"{file}: names, labels and probs (N, C) do not match in length")
     return names, labels, probs
@@ -78,16 +89,72 @@ def fuse(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], weights: list[fl
     return labels, fused, stacked
 
 
+def load_sweep(path: str | Path) -> dict:
+    """A run's sweep_probs.npz (main.py --save_test_probs): names, labels, probs (P, N, C) and the P rows'
+    family, severity and suite flags."""
+    file, out = read_npz(path, SWEEP_FILE, ("names", "labels", "probs", "family", "severity", "suite"))
+    out["names"], out["family"] = out["names"].astype(str), out["family"].astype(str)
+    if out["probs"].ndim != 3 or out["probs"].shape[:2] != (len(out["family"]), len(out["names"])):
+        raise UserError(f"{file}: probs is not (rows, clips, classes) of its rows and clips")
+    return out
+
+
+def fuse_sweep(sweeps: list[dict], weights: list[float]) -> dict:
+    """Fuse the runs' probabilities row by row of their (identical) sweeps; each run's and the fusion's clean
+    top-1, mCA (mean top-1 of the suite's rows) and per-family means of the suite's rows, as fractions."""
+    rows = [(f, float(v)) for f, v in zip(sweeps[0]["family"], sweeps[0]["severity"], strict=True)]
+    for i, s in enumerate(sweeps[1:], 2):
+        if [(f, float(v)) for f, v in zip(s["family"], s["severity"], strict=True)] != rows:
+            raise UserError(f"run {i} was scored on other corruptions than run 1: sweep them with the same flags")
+    per_row = [
+        fuse([(s["names"], s["labels"], s["probs"][r]) for s in sweeps], weights) for r in range(len(rows))
+    ]  # (labels, fused, each) per row
+    suite = sweeps[0]["suite"]
+
+    def scores(top1: np.ndarray) -> dict:  # top1 (P,) of one model
+        fams = {}
+        for (family, _), acc, in_suite in zip(rows, top1, suite, strict=True):
+            if in_suite:
+                fams.setdefault(family, []).append(acc)
+        clean = float(top1[[f for f, _ in rows].index("clean")])
+        mca = float(np.mean(top1[suite])) if suite.any() else float("nan")
+        return {"clean": clean, "mCA": mca, "families": {f: float(np.mean(v)) for f, v in fams.items()}}
+
+    fused = np.array([topk_accuracy(y, p, 1) for y, p, _ in per_row])
+    each = np.array([[topk_accuracy(y, e[k], 1) for y, _, e in per_row] for k in range(len(sweeps))])
+    return {"fused": scores(fused), "runs": [scores(t) for t in each]}
+
+
+def print_sweep(names: list[str], weights: list[float], result: dict) -> None:
+    families = list(result["fused"]["families"])
+    width = max(len(n) for n in [*names, "fused"])
+    print(f"{'run':<{width}}  weight  clean    mCA  " + "  ".join(f"{f:>14}" for f in families))
+    for name, w, r in [*zip(names, weights, result["runs"], strict=True), ("fused", "", result["fused"])]:
+        fams = "  ".join(f"{100 * r['families'][f]:14.2f}" for f in families)
+        print(f"{name:<{width}}  {w:6}  {100 * r['clean']:5.2f}  {100 * r['mCA']:5.2f}  {fams}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fuse.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help=f"run directory with {PROBS_FILE}, or such a file")
     p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per run (default: all 1)")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"fuse every row of the runs' robustness sweeps ({SWEEP_FILE}): clean top-1, mCA and each family",
+    )
     return p
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.sweep:
+        sweeps = [load_sweep(r) for r in args.runs]
+        weights = args.weights if args.weights is not None else [1.0] * len(sweeps)
+        result = fuse_sweep(sweeps, weights)
+        print_sweep(args.runs, [f"{w:g}" for w in weights], result)
+        return result
     runs = [load_probs(r) for r in args.runs]
     weights = args.weights if args.weights is not None else [1.0] * len(runs)
     labels, fused, each = fuse(runs, weights)

@@ -25,12 +25,12 @@ def shared_or_skip(*parts: str) -> Path:
 
 @pytest.fixture
 def eval_logits(monkeypatch) -> list:
-    """The logits of every forward pass that `engine.evaluate.evaluate` makes from now on, in order (a
+    """The logits of every forward pass that `engine.evaluate.predict_probs` makes from now on, in order (a
     list that fills up as `main.py --evaluate` runs its sweep)."""
     import engine.evaluate as ev
 
     logits = []
-    real = ev.evaluate
+    real = ev.predict_probs
 
     def spy(model, *a, **k):
         hook = model.register_forward_hook(lambda m, i, o: logits.append(o.detach().float()))
@@ -39,7 +39,7 @@ def eval_logits(monkeypatch) -> list:
         finally:
             hook.remove()
 
-    monkeypatch.setattr(ev, "evaluate", spy)
+    monkeypatch.setattr(ev, "predict_probs", spy)
     return logits
 
 

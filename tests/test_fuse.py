@@ -86,3 +86,58 @@ def test_two_tiny_stream_runs_saved_evaluated_and_fused(tmp_path, capsys):
     _, fused, _ = fuse.fuse([joint, (names, labels, probs)], [2, 1])
     assert res["clips"] == 36 and res["top1"] == pytest.approx(fuse.topk_accuracy(joint[1], fused, 1))
     assert "fused" in capsys.readouterr().out
+
+
+def write_sweep(path, probs, families=("clean", "jitter", "swap"), severities=(0, 0.02, 0.1), suite=(0, 1, 1)):
+    probs = np.array(probs, np.float32)  # (P, N, C)
+    names = [f"c{i}" for i in range(probs.shape[1])]
+    np.savez(path, names=np.array(names), labels=np.array([0, 1, 1]), probs=probs, family=np.array(families),
+             level=np.array([""] * len(families)), severity=np.array(severities, np.float64),
+             suite=np.array(suite, bool), checkpoint="last", epoch=3)  # fmt: skip
+    return str(path)
+
+
+def test_sweep_fused_row_by_row_by_hand(tmp_path, capsys):
+    right, wrong = [[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]], [[0.1, 0.9], [0.8, 0.2], [0.7, 0.3]]
+    half = [[0.9, 0.1], [0.6, 0.4], [0.6, 0.4]]  # c0 right, c1 and c2 faintly wrong
+    # run a: clean all right, jitter all right, swap all wrong; run b: clean half, jitter all wrong, swap all right
+    a = write_sweep(tmp_path / "a.npz", [right, right, wrong])
+    b = write_sweep(tmp_path / "b.npz", [half, wrong, right])
+    res = fuse.main(["--sweep", a, b])
+    # clean: right + half fused: c1 (0.8 + 0.4) / 2 = 0.6, c2 (0.7 + 0.4) / 2 = 0.55 for class 1: all right;
+    # jitter and swap: right + wrong ties 0.5 / 0.5 on every clip; the lower class wins: only c0 right
+    assert res["fused"]["clean"] == 1.0
+    assert res["fused"]["families"] == {"jitter": pytest.approx(1 / 3), "swap": pytest.approx(1 / 3)}
+    assert res["fused"]["mCA"] == pytest.approx(1 / 3)
+    assert res["runs"][0] == {"clean": 1.0, "mCA": 0.5, "families": {"jitter": 1.0, "swap": 0.0}}
+    assert res["runs"][1]["clean"] == pytest.approx(1 / 3) and res["runs"][1]["mCA"] == 0.5
+    assert capsys.readouterr().out.splitlines()[-1].split()[:3] == ["fused", "100.00", "33.33"]
+    other = write_sweep(tmp_path / "o.npz", [right, right, wrong], severities=(0, 0.05, 0.1))
+    with pytest.raises(UserError, match="other corruptions"):
+        fuse.fuse_sweep([fuse.load_sweep(a), fuse.load_sweep(other)], [1, 1])
+    with pytest.raises(UserError, match="--save_test_probs"):
+        fuse.load_sweep(tmp_path / "nowhere")
+
+
+def test_sweep_probs_are_the_rows_the_sweep_scored(tmp_path):
+    data = make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=40)
+    ann = tmp_path / "tiny.pkl"
+    ann.write_bytes(pickle.dumps(data))
+    out = cli.main(["synthetic", "--ann_file", str(ann), "--run_dir", str(tmp_path), "--epochs", "1", "--max_steps",
+                    "2", "-b", "4", "-j", "0", "--clip_len", "8", "--eval_alphas", "0", "0.05", "--eval_corruptions",
+                    "missing_joints:light", "swap:moderate", "--device", "cpu", "--input_f", "Skeleton",
+                    "--save_test_probs", "--sweep_checkpoints", "last", "--val_fraction", "0", "--model_cfg",
+                    "base_channels=4", "stage_blocks=(1,1,1)", "--name", "r"])  # fmt: skip
+    rows = out["robustness"]
+    sweep = fuse.load_sweep(tmp_path / "r")
+    assert list(sweep["family"]) == [r["family"] for r in rows] == ["clean", "jitter", "missing_joints", "swap"]
+    assert list(sweep["suite"]) == [r["suite"] for r in rows]
+    for k, r in enumerate(rows):
+        assert fuse.topk_accuracy(sweep["labels"], sweep["probs"][k], 1) == pytest.approx(r["top1"])
+    names, labels, probs = fuse.load_probs(tmp_path / "r")  # the clean row is test_probs.npz's
+    np.testing.assert_array_equal(names, sweep["names"])
+    np.testing.assert_allclose(probs, sweep["probs"][0], atol=1e-6)
+    res = fuse.fuse_sweep([sweep, sweep], [1, 1])  # a run fused with itself is itself
+    suite = [r["top1"] for r in rows if r["suite"]]
+    assert res["fused"]["clean"] == pytest.approx(rows[0]["top1"])
+    assert res["fused"]["mCA"] == pytest.approx(np.mean(suite))
