@@ -38,7 +38,7 @@ from engine.checkpoint import (
 )
 from engine.config import EvalConfig, RunConfig, TrainConfig, resolve_run_config
 from engine.data import RunData, eval_loader, load_run_data, train_loaders
-from engine.evaluate import predict_probs, robustness_sweep, summarize
+from engine.evaluate import robustness_sweep, summarize
 from engine.objective import plan_epoch
 from engine.optim import build_optimizer
 from engine.predict import run_predict
@@ -172,7 +172,7 @@ def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cf
                 rt: Runtime, logger: RunLogger, save_probs: bool = False) -> list[dict]:  # fmt: skip
     """The robustness sweep of the test split with the checkpoints of ev.checkpoints: the one chosen on the
     validation part (best.pt) and the last one; when they are the same epoch, once, its rows listed under
-    both names. save_probs: test_probs.npz of the first of them (save_test_probs)."""
+    both names. save_probs: test_probs.npz and sweep_probs.npz of the first of them (save_test_probs)."""
     last_epoch = epochs - 1
     names = list(ev.checkpoints)
     if not (run_dir / "best.pt").exists():  # no validation part: the last checkpoint is the only one
@@ -186,48 +186,38 @@ def final_sweep(model, run_dir: Path, best: dict, epochs: int, data: RunData, cf
             break
         model.load_state_dict(read_checkpoint(path)["model"])
         collect = [] if save_probs and not rows else None
-        if collect is not None:
-            save_test_probs(model, run_dir / "test_probs.npz", name, epoch, data, cfg, ev, rt)
         echo(f"robustness of {path} (epoch {epoch}):", rt.is_main)
         new = robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger, name, epoch, collect)
         if collect is not None:
-            save_sweep_probs(run_dir / "sweep_probs.npz", new, collect, data, rt)
+            save_test_probs(run_dir, new, collect, data, rt)
         rows += new
     report(rows, run_dir, cfg, rt)
     logger.close()
     return rows
 
 
-def save_test_probs(model, path: Path, checkpoint: str, epoch: int, data: RunData, cfg: RunConfig, ev: EvalConfig,
-                    rt: Runtime) -> None:  # fmt: skip
-    """The class probabilities of the clean test clips (those the sweep's clean row scores) as an .npz for
-    scripts/fuse.py: names (N,) clip names, labels (N,) int64, probs (N, C) float32, checkpoint, epoch."""
+def save_test_probs(run_dir: Path, rows: list[dict], collected: list, data: RunData, rt: Runtime) -> None:
+    """--save_test_probs, from one checkpoint's sweep: test_probs.npz (the clean row, for scripts/fuse.py: names
+    (N,) clip names, labels (N,) int64, probs (N, C) float32, checkpoint, epoch) and sweep_probs.npz (every row,
+    for scripts/fuse.py --sweep: probs (P, N, C) in the order of the P rows, and the rows' family, level,
+    severity and suite (P,)). collected: each row's (store indices, labels, probs) from robustness_sweep."""
     if rt.world_size > 1:  # each process holds only its share of the clips
         echo("note: --save_test_probs writes nothing when several processes evaluate", rt.is_main)
         return
-    loader = eval_loader(data.store, data.test_idx, cfg, data.layout, ev, rt)
-    indices, labels, probs = predict_probs(model, loader, cfg, data.layout, rt, ev.test_flip)
-    names = np.array([data.store.names[i] for i in indices.tolist()])
-    np.savez(path, names=names, labels=labels, probs=probs, checkpoint=checkpoint, epoch=epoch)
-    echo(f"test probabilities of {len(names)} clips ({checkpoint}) written to {path}", rt.is_main)
-
-
-def save_sweep_probs(path: Path, rows: list[dict], collected: list, data: RunData, rt: Runtime) -> None:
-    """The class probabilities of every row of one checkpoint's sweep, for `scripts/fuse.py --sweep`: names (N,),
-    labels (N,), probs (P, N, C) float32 in the order of the P rows, and the rows' family, level, severity and
-    suite (P,), checkpoint, epoch. collected: each row's (store indices, labels, probs) from robustness_sweep."""
-    if rt.world_size > 1:
-        return  # save_test_probs has said that nothing is written
     order = collected[0][0]
     probs = []
     for indices, _, p in collected:  # every row scores the same clips; align them by store index anyway
         where = {int(i): k for k, i in enumerate(indices)}
         probs.append(p[[where[int(i)] for i in order]])
-    meta = {key: np.array([r[key] for r in rows]) for key in ("family", "level", "severity", "suite")}
     names = np.array([data.store.names[i] for i in order.tolist()])
-    np.savez(path, names=names, labels=collected[0][1], probs=np.stack(probs).astype(np.float32), **meta,
-             checkpoint=rows[0]["checkpoint"], epoch=rows[0]["epoch"])  # fmt: skip
-    echo(f"probabilities of the {len(rows)} rows of the sweep written to {path}", rt.is_main)
+    labels, ckpt, epoch = collected[0][1], rows[0]["checkpoint"], rows[0]["epoch"]
+    assert rows[0]["family"] == "clean", "the sweep scores the clean clips first"
+    np.savez(run_dir / "test_probs.npz", names=names, labels=labels, probs=probs[0], checkpoint=ckpt, epoch=epoch)
+    echo(f"test probabilities of {len(names)} clips ({ckpt}) written to {run_dir / 'test_probs.npz'}", rt.is_main)
+    meta = {key: np.array([r[key] for r in rows]) for key in ("family", "level", "severity", "suite")}
+    np.savez(run_dir / "sweep_probs.npz", names=names, labels=labels, probs=np.stack(probs).astype(np.float32),
+             **meta, checkpoint=ckpt, epoch=epoch)  # fmt: skip
+    echo(f"probabilities of the {len(rows)} rows of the sweep written to {run_dir / 'sweep_probs.npz'}", rt.is_main)
 
 
 def report(rows: list[dict], run_dir: Path, cfg: RunConfig, rt: Runtime) -> None:
@@ -360,14 +350,12 @@ def evaluate_in(run_dir: Path, args, model, cfg: RunConfig, ckpt: dict, data: Ru
     for note in notes:
         echo(f"note: {note}", rt.is_main)
     epoch = int(ckpt.get("epoch", 0)) - 1  # the epoch it was written after
-    if args.save_test_probs:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_test_probs(model, run_dir / "test_probs.npz", Path(args.evaluate).stem, epoch, data, cfg, ev, rt)
     collect = [] if args.save_test_probs else None
     rows = robustness_sweep(model, data.store, data.test_idx, cfg, data.layout, ev, rt, logger,
                             Path(args.evaluate).stem, epoch, collect)  # fmt: skip
     if collect is not None:
-        save_sweep_probs(run_dir / "sweep_probs.npz", rows, collect, data, rt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_test_probs(run_dir, rows, collect, data, rt)
     report(rows, run_dir, cfg, rt)
     logger.close()
     return {"run_dir": str(run_dir), "robustness": rows, "device": rt.device, "is_main": rt.is_main}
