@@ -16,7 +16,8 @@
 # Knobs: SEEDS ("0 1 2"), JOBS (2 runs at once, one torch thread each), MB_EPOCHS (30), OUT (runs/msr_accuracy),
 # ONLY (the rows to train, default all of them; e.g. ONLY="pose_e120 pose_bone pose_jm pose_bm" trains the
 # four-stream PoseConv3D alone), PYTHON. A run whose test_probs.npz exists is not trained again (delete its
-# folder to redo it); a table row whose runs are not all there is left out.
+# folder to redo it); an interrupted one resumes from its last.pt (main.py's own resume; its log grows, and its
+# time in the table is that of the last part); a table row whose runs are not all there is left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -72,13 +73,12 @@ for seed in $SEEDS; do
   for row in $ORDER; do
     name="${row}_s$seed"
     [[ -f "$OUT/$name/test_probs.npz" ]] && continue
-    rm -rf "${OUT:?}/$name"
     # shellcheck disable=SC2206
     flags=(${ROWS[$row]})
     cmd=$(printf '%q ' "$PYTHON" main.py "${flags[@]}" "${COMMON[@]}" --seed "$seed" --run_dir "$OUT" --name "$name" \
       "${EXTRA[@]}")
     n=$((n + 1))
-    echo "OMP_NUM_THREADS=1 $cmd > $OUT/$name.log 2>&1" > "$(printf '%s/jobs/%03d.sh' "$OUT" "$n")"
+    echo "OMP_NUM_THREADS=1 $cmd >> $OUT/$name.log 2>&1" > "$(printf '%s/jobs/%03d.sh' "$OUT" "$n")"
   done
 done
 if ((n > 0)); then ls "$OUT"/jobs/*.sh | xargs -P "$JOBS" -n 1 bash; fi
