@@ -26,6 +26,7 @@ import numpy as np
 # Run as `python scripts/fuse.py`, the script's own folder is on sys.path, not the repository.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.evaluate import summarize  # noqa: E402
 from utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 PROBS_FILE = "test_probs.npz"
@@ -111,14 +112,11 @@ def fuse_sweep(sweeps: list[dict], weights: list[float]) -> dict:
     ]  # (labels, fused, each) per row
     suite = sweeps[0]["suite"]
 
-    def scores(top1: np.ndarray) -> dict:  # top1 (P,) of one model
-        fams = {}
-        for (family, _), acc, in_suite in zip(rows, top1, suite, strict=True):
-            if in_suite:
-                fams.setdefault(family, []).append(acc)
-        clean = float(top1[[f for f, _ in rows].index("clean")])
-        mca = float(np.mean(top1[suite])) if suite.any() else float("nan")
-        return {"clean": clean, "mCA": mca, "families": {f: float(np.mean(v)) for f, v in fams.items()}}
+    def scores(top1: np.ndarray) -> dict:  # top1 (P,) of one model, summarised as main.py summarises its sweep
+        table = [{"epoch": 0, "family": f, "suite": bool(s), "top1": float(a)}
+                 for (f, _), s, a in zip(rows, suite, top1, strict=True)]  # fmt: skip
+        summary = summarize(table)
+        return {key: summary[key] for key in ("clean", "mCA", "families")}
 
     fused = np.array([topk_accuracy(y, p, 1) for y, p, _ in per_row])
     each = np.array([[topk_accuracy(y, e[k], 1) for y, _, e in per_row] for k in range(len(sweeps))])
