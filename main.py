@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.layouts import get_layout
-from datasets.semisup import hold_out, load_split, save_split, split_labelled
+from datasets.store.layouts import get_layout
+from datasets.store.splits import hold_out, load_split, save_split, split_labelled
 from engine.checkpoint import (
     INPUT_FIELDS,
     build_model,

@@ -11,12 +11,12 @@ import ast
 import math
 import sys
 
-from datasets.augment import AugmentConfig
-from datasets.catalog import CATALOG
-from datasets.corruptions import parse_corruptions
-from datasets.inputs import MEDIAPIPE, VIDEO_SUFFIXES
-from datasets.layouts import LAYOUTS
-from datasets.streams import STREAMS
+from datasets.batch.streams import STREAMS
+from datasets.pipeline.augment import AugmentConfig
+from datasets.pipeline.corruptions import parse_corruptions
+from datasets.sources.inputs import MEDIAPIPE, VIDEO_SUFFIXES
+from datasets.store.catalog import CATALOG
+from datasets.store.layouts import LAYOUTS
 from engine.config import EvalConfig, OptimConfig, TrainConfig
 from engine.objective import LossConfig
 from engine.predict import PredictOptions
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group(
         "augmentation",
-        "random skeleton transforms of the training clips (datasets/augment.py), the same for both "
+        "random skeleton transforms of the training clips (datasets/pipeline/augment.py), the same for both "
         "views of a clip and applied before its corruption; never at evaluation. All off by default",
     )
     g.add_argument(
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="SPEC",
-        help="draw each clip's corrupted training view from these (datasets/corruptions.py): FAMILY, "
+        help="draw each clip's corrupted training view from these (datasets/pipeline/corruptions.py): FAMILY, "
         "FAMILY:LEVEL, FAMILY:SEVERITY or all; default: jitter at --noise_alpha",
     )
     g.add_argument(

@@ -4,7 +4,7 @@
     python predict.py --checkpoint runs/NAME/best.pt --input S001C001P001R001A001.skeleton
     python predict.py --checkpoint runs/NAME/best.pt --input video.mp4 --save_probs probs.json
 
-Inputs (datasets/inputs.py): a pyskl pickle (a whole `{'split', 'annotations'}` file, a list of
+Inputs (datasets/sources/inputs.py): a pyskl pickle (a whole `{'split', 'annotations'}` file, a list of
 annotations, or one annotation; labels optional), a raw NTU RGB+D `.skeleton` file (3D metres, or
 colour pixels for a model trained on `datasets.convert ntu --2d` files), or a video, whose one person
 is found by mediapipe's legacy pose model (optional: `pip install mediapipe==0.10.21`).

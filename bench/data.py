@@ -37,7 +37,7 @@ from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import datasets.catalog as catalog  # noqa: E402
+import datasets.store.catalog as catalog  # noqa: E402
 from engine.config import TrainConfig, resolve_run_config  # noqa: E402
 from engine.data import load_run_data, step_input, train_loaders  # noqa: E402
 from utils.runtime import Runtime  # noqa: E402
@@ -87,7 +87,7 @@ def tree_pss(root: int) -> tuple[int, int, int]:
 
 def timed_load(ann_file: str, protocol: str):
     """engine.data.load_run_data on the file as NTU60 (60 classes), with the time of its two parts:
-    unpickling (datasets.annotations.load_pickle) and validation + packing (pack_annotations), and the
+    unpickling (datasets.store.annotations.load_pickle) and validation + packing (pack_annotations), and the
     CPU time of the whole (what it takes with a core of its own)."""
     parts = {}
 

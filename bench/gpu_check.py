@@ -7,7 +7,7 @@
 
 Checks (CUDA ones report "skipped: <reason>" without a usable GPU, or with --quick):
 - pytest_cuda: the tests of tests/ that mention "cuda", selected with `-k cuda` (their CUDA variants).
-- render_cuda_vs_cpu: datasets.render.render of 'Heatmap' and 'Limb' volumes for one random batch
+- render_cuda_vs_cpu: datasets.batch.render.render of 'Heatmap' and 'Limb' volumes for one random batch
   (N=4, M=2, T=16, V=17, 56x56) on CUDA and on the CPU; figure: max abs difference (ok up to 1e-5).
 - demo_cpu_smoke: the demo (`main.py synthetic`) for 3 steps on the CPU (always runs).
 - demo_bf16, demo_fp16, demo_channels_last, demo_compile (run last): the demo for 200 steps on CUDA with that
@@ -169,8 +169,8 @@ def check_render_cuda_vs_cpu(work: Path, limit: float, quick: bool):
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from datasets.layouts import COCO17
-    from datasets.render import render
+    from datasets.batch.render import render
+    from datasets.store.layouts import COCO17
 
     g = torch.Generator().manual_seed(0)
     n, m, t, v, (h, w) = 4, 2, 16, 17, (56, 56)

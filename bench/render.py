@@ -1,4 +1,4 @@
-"""Time the batched renderer (datasets/render.py) against the per-joint loop it replaces.
+"""Time the batched renderer (datasets/batch/render.py) against the per-joint loop it replaces.
 
     .venv/bin/python bench/render.py                 # T=48, 2 persons, 17 joints, 56x56, batch 32
     .venv/bin/python bench/render.py --batch 8 --repeats 3
@@ -6,7 +6,7 @@
 For joint and limb heatmaps, prints the time per clip of
 - `loop`: bench/render_loop.py, pyskl's algorithm as per-frame, per-joint NumPy loops (one clip at a
   time, as a data worker would run it);
-- `batched`: datasets.render on the whole batch, into a reused output buffer (what a training loop that
+- `batched`: datasets.batch.render on the whole batch, into a reused output buffer (what a training loop that
   keeps its input buffer gets);
 - `batched+alloc`: the same with a freshly allocated output volume per call (on a CPU, the page faults
   of a new multi-hundred-MB volume cost more than the rendering itself);
@@ -30,8 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.render_loop import render_batch, render_clip  # noqa: E402
-from datasets.layouts import COCO17  # noqa: E402
-from datasets.render import render_joint_heatmaps, render_limb_heatmaps  # noqa: E402
+from datasets.batch.render import render_joint_heatmaps, render_limb_heatmaps  # noqa: E402
+from datasets.store.layouts import COCO17  # noqa: E402
 
 # A standing person in COCO-17 order, (x, y) as fractions of a square box.
 _TEMPLATE = np.array(

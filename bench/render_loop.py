@@ -1,7 +1,7 @@
 """Reference renderer: pyskl's GeneratePoseTarget algorithm as plain NumPy loops, one joint at a time.
 
 This is the way upstream renders (per frame, per joint, per person, a small NumPy patch each), kept
-as the baseline that `bench/render.py` times `datasets.render` against, and as a second, independent
+as the baseline that `bench/render.py` times `datasets.batch.render` against, and as a second, independent
 implementation that the tests compare the vectorised renderer with on random inputs.
 
 Dtypes follow what upstream computes under NumPy 1.x, spelled out so that NumPy 2 gives the same:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from datasets.annotations import AnnotationError, KeypointStore
-from datasets.clips import JOINTS_PIPELINE
-from datasets.layouts import Layout, get_layout
+from datasets.pipeline.clips import JOINTS_PIPELINE
+from datasets.store.annotations import AnnotationError, KeypointStore
+from datasets.store.layouts import Layout, get_layout
 from engine.config import RunConfig
 from models import create_model
 from utils.checkpoint import CheckpointError, load_full, read_checkpoint
@@ -141,7 +141,7 @@ def check_layout(declared: Layout | str | None, cfg: RunConfig, source: str) -> 
 
 def check_fits(store: KeypointStore, cfg: RunConfig, layout: Layout, source: str) -> None:
     """The keypoints must fit the model: its joint layout, and for a model of joint coordinates the
-    dimension it was trained on (rendered inputs take 3D clips through datasets/clips.project_3d)."""
+    dimension it was trained on (rendered inputs take 3D clips through datasets/pipeline/clips.project_3d)."""
     if store.coord_dim != cfg.coord_dim and cfg.pipeline == JOINTS_PIPELINE:
         raise AnnotationError(
             f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model was trained on "

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets.augment import AugmentConfig
-from datasets.clips import JOINTS_PIPELINE, VOLUME_PIPELINE
-from datasets.layouts import Layout, definition
-from datasets.motionbert_prep import JOINT_ORDERS
-from datasets.render import input_channels
-from datasets.streams import STREAMS
+from datasets.batch.render import input_channels
+from datasets.batch.streams import STREAMS
+from datasets.pipeline.augment import AugmentConfig
+from datasets.pipeline.clips import JOINTS_PIPELINE, VOLUME_PIPELINE
+from datasets.pipeline.motionbert_prep import JOINT_ORDERS
+from datasets.store.layouts import Layout, definition
 from models import get_spec
 from utils.errors import UserError
 
@@ -27,7 +27,7 @@ class RunConfig:
 
     model_name: str  # registry name
     model_cfg: dict  # constructor keyword arguments
-    pipeline: str  # datasets/clips.py: 'pose' (rendered volumes) or 'motionbert' (joint coordinates)
+    pipeline: str  # datasets/pipeline/clips.py: 'pose' (rendered volumes) or 'motionbert' (joint coordinates)
     input_format: str  # Heatmap | Limb | Grayscale | Skeleton
     clip_len: int
     input_size: int
@@ -38,8 +38,8 @@ class RunConfig:
     # Class names: a built-in map ('ntu60', 'ntu120': a custom file of NTU clips) or the file's own 'classes'
     # (label i is label_map[i]); None: by the dataset's name.
     label_map: str | list[str] | None = None
-    stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/streams.py)
-    layout_def: dict | None = None  # a declared layout's definition (datasets/layouts.py); None: built in
+    stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/batch/streams.py)
+    layout_def: dict | None = None  # a declared layout's definition (datasets/store/layouts.py); None: built in
     test_input_size: int | None = None  # side of the rendered frames at evaluation; None: input_size
 
     @property
@@ -139,9 +139,9 @@ class TrainConfig:
     batch_size: labelled clips per step; mu: unlabelled batch = mu x batch_size.
     unlabelled_fraction, label_strategy: TCL's --percentage and --strategy.
     noise_alpha: jitter of the second view, unless `corruptions` ((family, severity) pairs of
-    datasets/corruptions.py) are given: then each item's corrupted view is drawn from one of them.
-    val_fraction: part of the training clips held out to choose the best epoch (datasets/semisup.hold_out).
-    augment: the skeleton augmentations of the training clips (datasets/augment.py; default: none).
+    datasets/pipeline/corruptions.py) are given: then each item's corrupted view is drawn from one of them.
+    val_fraction: part of the training clips held out to choose the best epoch (datasets/store/splits.hold_out).
+    augment: the skeleton augmentations of the training clips (datasets/pipeline/augment.py; default: none).
     max_steps: cap on steps per epoch (0: none).
     eval_every: validate every N epochs (and after the last). log_every: log every N steps.
     """

@@ -1,7 +1,7 @@
 """The data path of a run: loaders over the keypoint store, and the model input of a step.
 
-Workers produce keypoint clips (datasets/clips.py); the input volumes are rendered for the whole batch
-on the training device (datasets/render.py), here.
+Workers produce keypoint clips (datasets/pipeline/clips.py); the input volumes are rendered for the whole batch
+on the training device (datasets/batch/render.py), here.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from datasets.annotations import KeypointStore, release_freed_memory
-from datasets.catalog import get_spec, load_store, split_names
-from datasets.clips import JOINTS_PIPELINE, NOISY_PREFIX, SkeletonClips
-from datasets.label_maps import LABEL_MAPS, ntu_label_map
-from datasets.layouts import Layout, choose_layout
-from datasets.render import input_channels, render
-from datasets.streams import joints_input_stream
+from datasets.batch.render import input_channels, render
+from datasets.batch.streams import joints_input_stream
+from datasets.pipeline.clips import JOINTS_PIPELINE, NOISY_PREFIX, SkeletonClips
+from datasets.store.annotations import KeypointStore, release_freed_memory
+from datasets.store.catalog import get_spec, load_store, split_names
+from datasets.store.label_maps import LABEL_MAPS, ntu_label_map
+from datasets.store.layouts import Layout, choose_layout
 from engine.config import EvalConfig, RunConfig, TrainConfig
 from utils.errors import UserError
 from utils.runtime import Runtime, ignore_stop_signals
@@ -57,13 +57,13 @@ def load_run_data(
     synthetic_options: dict | None = None,
     layout: str | None = None,
 ) -> RunData:
-    """Load, validate and split a dataset of the catalog (datasets/catalog.py). NTU60/120 have their fixed
+    """Load, validate and split a dataset of the catalog (datasets/store/catalog.py). NTU60/120 have their fixed
     classes; the synthetic and custom ones count the labels they hold, and a custom file of NTU-named
     clips keeps NTU's label set, whichever of its classes it holds. A file that names its classes
     ('classes', as `datasets.convert folder` writes them) has that many, and the run keeps the names
     as its label map (predict prints them). The joint layout: `layout` (--layout,
     a built-in name or FILE.json), else the file's declaration, else the dataset's or one inferred from
-    the joint count (datasets/layouts.choose_layout). Raises UserError (one line)."""
+    the joint count (datasets/store/layouts.choose_layout). Raises UserError (one line)."""
     spec = get_spec(dataset)
     counted = dataset in ("synthetic", "custom")
     store, path = load_store(dataset, data_root, ann_file, synthetic_options=synthetic_options,
@@ -107,7 +107,7 @@ class ShardedSampler(Sampler):
     def skip_next(self, count: int) -> None:
         """Leave the first `count` indices out of the next pass: the rest of the pass is exactly what an
         uninterrupted one gives (the order depends only on seed and epoch; each clip's randomness on
-        seed, epoch and clip, datasets/clips.py)."""
+        seed, epoch and clip, datasets/pipeline/clips.py)."""
         self.skip = count
 
     def _indices(self) -> np.ndarray:
@@ -204,7 +204,7 @@ def eval_dataset(
     corruption: tuple[str, float] = ("jitter", 0.0),
 ) -> SkeletonClips:
     """Test clips of `idx` as the run's evaluation sees them, under one (family, severity) corruption of
-    datasets/corruptions.py, fixed per clip (the default: clean)."""
+    datasets/pipeline/corruptions.py, fixed per clip (the default: clean)."""
     return SkeletonClips(
         store, idx, pipeline=cfg.pipeline, train=False, clip_len=cfg.clip_len, layout=layout,
         num_clips=num_clips, input_size=cfg.test_size, seed=seed, max_persons=cfg.max_persons,

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from datasets.annotations import KeypointStore
-from datasets.corruptions import FAMILIES
-from datasets.layouts import Layout
+from datasets.pipeline.corruptions import FAMILIES
+from datasets.store.annotations import KeypointStore
+from datasets.store.layouts import Layout
 from engine.config import EvalConfig, RunConfig
 from engine.data import eval_loader, model_input
 from utils.logger import RunLogger, echo

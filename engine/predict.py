@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.clips import JOINTS_PIPELINE
-from datasets.inputs import InputError, pack_unlabelled, read_input
-from datasets.label_maps import class_names
-from datasets.layouts import get_layout
+from datasets.pipeline.clips import JOINTS_PIPELINE
+from datasets.sources.inputs import InputError, pack_unlabelled, read_input
+from datasets.store.label_maps import class_names
+from datasets.store.layouts import get_layout
 from engine.checkpoint import check_fits, check_layout, load_run_model
 from engine.data import eval_dataset, make_loader
 from engine.evaluate import predict_probs

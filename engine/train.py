@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from datasets.layouts import Layout
+from datasets.store.layouts import Layout
 from engine.checkpoint import checkpoint_state, unwrap
 from engine.config import OptimConfig, RunConfig
 from engine.data import VIEW_SOURCES, cycle, set_loader_epoch, step_input

@@ -67,7 +67,7 @@ POSEC3D_NOT_REPRODUCED = (
 )
 # pyskl's limb.py configs list the 17 COCO limbs in an order of their own (`skeletons`), not GeneratePoseTarget's
 # default (the built-in coco17 layout's): a limb.py checkpoint reads its input channels in that order. This
-# declared layout (datasets/layouts.py) is COCO-17 with that limb order; its flip permutation of the limbs is
+# declared layout (datasets/store/layouts.py) is COCO-17 with that limb order; its flip permutation of the limbs is
 # limb.py's left_limb/right_limb pairing. NTU120's joint.py renders limbs in the default order.
 PYSKL_LIMB_LAYOUT = Path(__file__).with_name("coco17_pyskl_limb.json")
 CLASS_PROB = (

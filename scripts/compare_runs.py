@@ -37,7 +37,7 @@ from pathlib import Path
 # Run as `python scripts/compare_runs.py`, the script's own folder is on sys.path, not the repository.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datasets.corruptions import FAMILIES  # noqa: E402
+from datasets.pipeline.corruptions import FAMILIES  # noqa: E402
 from utils.robustness import plot_curves, read_robustness  # noqa: E402
 
 METRICS = ("top1", "top5")
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def table_keys(runs: list) -> tuple[list, list[str]]:
     """The (family, severity) rows of the table, the clean row first, then the families in
-    datasets/corruptions.py's order (any other after them, in the order the runs hold them)."""
+    datasets/pipeline/corruptions.py's order (any other after them, in the order the runs hold them)."""
     keys = list(dict.fromkeys(k for r in runs for k in r.acc))
     held = dict.fromkeys(f for f, _ in keys if f != "clean")
     families = [f for f in FAMILIES if f in held] + [f for f in held if f not in FAMILIES]

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datasets.annotations import load_pickle  # noqa: E402
-from datasets.synthetic import load_or_create_synthetic  # noqa: E402
+from datasets.sources.synthetic import load_or_create_synthetic  # noqa: E402
+from datasets.store.annotations import load_pickle  # noqa: E402
 from losses import instance_contrastive_loss  # noqa: E402
 
 

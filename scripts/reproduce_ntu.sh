@@ -42,7 +42,7 @@ done
 read -r dataset default_file source < <("$python" - "$recipe" <<'EOF'
 import sys
 
-from datasets.catalog import CATALOG
+from datasets.store.catalog import CATALOG
 from recipes import get_recipe
 
 try:

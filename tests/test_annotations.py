@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.annotations import AnnotationError, KeypointStore, load_pickle, pack_annotations
-from datasets.catalog import CATALOG, get_spec, load_store, resolve_ann_file, split_names
-from datasets.layouts import Layout
+from datasets.store.annotations import AnnotationError, KeypointStore, load_pickle, pack_annotations
+from datasets.store.catalog import CATALOG, get_spec, load_store, resolve_ann_file, split_names
+from datasets.store.layouts import Layout
 from tests.conftest import FIXTURES, shared_or_skip
 
 V = 17  # COCO-17 joints

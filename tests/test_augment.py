@@ -1,4 +1,4 @@
-"""Skeleton augmentations (datasets/augment.py): each transform on hand-built skeletons, and how the training
+"""Skeleton augmentations (datasets/pipeline/augment.py): each transform on hand-built skeletons, and how the training
 clips use them (both views share them, evaluation never sees them, off by default changes nothing)."""
 
 import hashlib
@@ -6,8 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from datasets.annotations import pack_annotations
-from datasets.augment import (
+from datasets.pipeline.augment import (
     AugmentConfig,
     apply_affine,
     augment_clip,
@@ -17,9 +16,10 @@ from datasets.augment import (
     scale_matrix,
     shear_matrix,
 )
-from datasets.clips import SkeletonClips
-from datasets.layouts import COCO17, KINECT20
-from datasets.synthetic import make_synthetic
+from datasets.pipeline.clips import SkeletonClips
+from datasets.sources.synthetic import make_synthetic
+from datasets.store.annotations import pack_annotations
+from datasets.store.layouts import COCO17, KINECT20
 from opts import parse_args, settings
 
 # A 3D chain of 4 joints (metres), 5 frames, one person: bones 0-1, 1-2, 2-3.

@@ -8,7 +8,7 @@ import numpy as np
 from bench import data as bench_data
 from bench.make_ntu_scale import NTU60_CLIPS, XSUB_TRAIN, clip_names
 from bench.make_ntu_scale import main as make_main
-from datasets.annotations import pack_annotations, release_freed_memory
+from datasets.store.annotations import pack_annotations, release_freed_memory
 
 
 def test_generated_file_has_ntu60s_format_and_is_seeded(tmp_path):

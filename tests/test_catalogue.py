@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-import datasets.convert as convert
+import datasets.sources.convert as convert
 import main as cli
 import predict
-from datasets.layouts import COCO17
-from datasets.synthetic import make_synthetic
+from datasets.sources.synthetic import make_synthetic
+from datasets.store.layouts import COCO17
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import torch
 import engine.objective
 import engine.train
 import main as cli
-from datasets.synthetic import make_synthetic
+from datasets.sources.synthetic import make_synthetic
 from engine.config import RunConfig
 from engine.data import model_input, step_input
 from tests.conftest import error_line
@@ -234,7 +234,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, ann_file, mon
 
 
 def custom_file(tmp_path, coord_dim=2, layout="kinect20", joints=20):
-    """A tiny pyskl-format file of another joint layout, as datasets/convert.py writes them."""
+    """A tiny pyskl-format file of another joint layout, as datasets/sources/convert.py writes them."""
     rng = np.random.default_rng(0)
     anns, split = [], {"xsub_train": [], "xsub_val": []}
     for i in range(24):
@@ -288,7 +288,7 @@ def test_3d_clips_train_poseconv_through_the_projection(tmp_path):
 
 
 def test_projection_of_3d_clips():
-    from datasets.clips import project_3d
+    from datasets.pipeline.clips import project_3d
 
     kp = np.zeros((1, 2, 3, 3), np.float32)
     kp[0, :, 0] = [0.0, 1.0, 2.0]  # head, 1 m up
@@ -315,7 +315,7 @@ def test_3d_clips_train_motionbert(tmp_path):
 def test_step_input_renders_views_into_one_reused_volume(fmt):
     """The training input of a step is its views rendered one after another, as concatenating each
     view's `model_input`; heatmap and limb volumes go into one buffer that the next step reuses."""
-    from datasets.layouts import COCO17
+    from datasets.store.layouts import COCO17
 
     cfg = RunConfig(
         model_name="poseconv3d", model_cfg={}, pipeline="pose", input_format=fmt, input_size=16, clip_len=4,

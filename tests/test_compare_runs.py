@@ -90,7 +90,7 @@ def test_summary_numbers_table_and_files(two_runs, tmp_path, capsys):
 
     lines = capsys.readouterr().out.splitlines()
     assert "checkpoint best" in lines[0]
-    # the summary first; families in datasets/corruptions.py's order, blank where a run has none
+    # the summary first; families in datasets/pipeline/corruptions.py's order, blank where a run has none
     assert lines[1].split() == ["run", "checkpoint", "epoch", "clean", "mCA", "relative", "jitter",
                                 "missing_joints", "frame_rate", "swap"]  # fmt: skip
     assert lines[2].split() == ["a", "best", "9", "90.00", "60.00", "0.667", "75.00", "50.00", "50.00"]

@@ -9,11 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.annotations import load_pickle, pack_annotations
-from datasets.convert import ConversionError, convert_msr, convert_ntu, main, write_pickle_atomic
-from datasets.layouts import get_layout
-from datasets.msr_action3d import MSR_BROKEN, broken_reason, msr_clip, parse_msr_name, read_msr_skeleton
-from datasets.ntu_skeleton import (
+from datasets.sources.convert import ConversionError, convert_msr, convert_ntu, main, write_pickle_atomic
+from datasets.sources.msr_action3d import MSR_BROKEN, broken_reason, msr_clip, parse_msr_name, read_msr_skeleton
+from datasets.sources.ntu_skeleton import (
     SkeletonFormatError,
     actor_arrays,
     assign_actors,
@@ -21,6 +19,8 @@ from datasets.ntu_skeleton import (
     parse_ntu_name,
     read_ntu_skeleton,
 )
+from datasets.store.annotations import load_pickle, pack_annotations
+from datasets.store.layouts import get_layout
 from tests.conftest import FIXTURES, shared_or_skip
 
 NTU_FIX = FIXTURES / "convert" / "ntu"
@@ -461,7 +461,7 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
 
 def test_cli_ntu_skips_the_official_missing_skeleton_list_by_default(tmp_path: Path, capsys) -> None:
     """NTU's own list ships with the project: a listed sample is skipped unless --keep_missing."""
-    from datasets.convert import MISSING_LISTS, read_name_list
+    from datasets.sources.convert import MISSING_LISTS, read_name_list
 
     assert len(read_name_list(MISSING_LISTS["ntu60"])) == 302 and len(read_name_list(MISSING_LISTS["ntu120"])) == 535
     assert read_name_list(MISSING_LISTS["ntu60"]) <= read_name_list(MISSING_LISTS["ntu120"])

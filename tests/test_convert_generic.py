@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import main as cli
-from datasets.annotations import load_pickle, pack_annotations
-from datasets.convert import ConversionError, convert_folder
-from datasets.convert import main as convert_main
-from datasets.layouts import NTU25, layout_from_dict
+from datasets.sources.convert import ConversionError, convert_folder
+from datasets.sources.convert import main as convert_main
+from datasets.store.annotations import load_pickle, pack_annotations
+from datasets.store.layouts import NTU25, layout_from_dict
 from tests.conftest import ROOT, error_line
 
 README = ROOT / "README.md"
@@ -169,7 +169,7 @@ def test_npy_with_labels_csv_split_csv_and_xy_score(tmp_path):
         np.save(src / f"clip{i}.npy", xys.astype(np.float32))  # (T, V, 3): x, y, score
     (tmp_path / "labels.csv").write_text("name,label\nclip0,1\nclip1.npy,0\nclip2,1\nclip3,0\n")
     (tmp_path / "split.csv").write_text("clip0,train\nclip1,train\nclip2,test\nclip3,test\n")
-    from datasets.layouts import COCO17
+    from datasets.store.layouts import COCO17
 
     conv = convert_folder(src, COCO17, tmp_path / "labels.csv", tmp_path / "split.csv", img_shape=(360, 480),
                           xy_score=True)  # fmt: skip
@@ -188,7 +188,7 @@ def test_2d_without_scores_marks_all_zero_joints_missing(tmp_path):
     kp[2, 4] = 0
     write_npz(tmp_path / "src" / "a.npz", keypoint=kp, label=0, img_shape=(100, 100))
     write_npz(tmp_path / "src" / "b.npz", keypoint=kp, label=1, img_shape=(100, 100))
-    from datasets.layouts import COCO17
+    from datasets.store.layouts import COCO17
 
     ann = convert_folder(tmp_path / "src", COCO17).data["annotations"][0]
     expected = np.ones((1, 5, 17), np.float32)

@@ -4,7 +4,7 @@ the evaluation generators, the CLI parser, and the body parts of the layouts."""
 import numpy as np
 import pytest
 
-from datasets.corruptions import (
+from datasets.pipeline.corruptions import (
     FAMILIES,
     OUTLIER_DISTANCE,
     check_severity,
@@ -12,8 +12,8 @@ from datasets.corruptions import (
     corruption_rng,
     parse_corruptions,
 )
-from datasets.layouts import LAYOUTS, Layout
-from datasets.noise import add_joint_noise, eval_noise_rng, noise_scale, visible_joints
+from datasets.pipeline.noise import add_joint_noise, eval_noise_rng, noise_scale, visible_joints
+from datasets.store.layouts import LAYOUTS, Layout
 
 IMG_SHAPE = (1080, 1920)
 TEMPORAL = [name for name, family in FAMILIES.items() if family.temporal]

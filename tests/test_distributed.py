@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from datasets.synthetic import make_synthetic
+from datasets.sources.synthetic import make_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 

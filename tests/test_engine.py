@@ -16,8 +16,8 @@ from torch import nn
 
 import models
 import models.registry as registry
-from datasets.layouts import COCO17, KINECT20, NTU25
-from datasets.semisup import load_split, save_split, split_labelled
+from datasets.store.layouts import COCO17, KINECT20, NTU25
+from datasets.store.splits import load_split, save_split, split_labelled
 from engine.config import OptimConfig, resolve_run_config
 from engine.data import ShardedSampler, load_run_data
 from engine.objective import EpochPlan, LossConfig, objective, plan_epoch

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import main as cli
-from datasets.synthetic import make_synthetic
+from datasets.sources.synthetic import make_synthetic
 from tests.conftest import ROOT
 from utils.errors import UserError
 

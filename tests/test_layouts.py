@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import main as cli
-from datasets.annotations import pack_annotations
-from datasets.inputs import MEDIAPIPE_TO_COCO17
-from datasets.layouts import (
+from datasets.batch.streams import H36M_PARENTS
+from datasets.sources.inputs import MEDIAPIPE_TO_COCO17
+from datasets.store.annotations import pack_annotations
+from datasets.store.layouts import (
     COCO17,
     H36M17,
     KINECT20,
@@ -28,10 +29,9 @@ from datasets.layouts import (
     layout_from_dict,
     parse_layout_arg,
 )
-from datasets.streams import H36M_PARENTS
 from tests.conftest import error_line
 
-# name: (joints, limbs) as documented by each source (datasets/layouts.py)
+# name: (joints, limbs) as documented by each source (datasets/store/layouts.py)
 SIZES = {
     "coco17": (17, 17),
     "ntu25": (25, 24),

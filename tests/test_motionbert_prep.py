@@ -1,4 +1,4 @@
-"""Tests of datasets/motionbert_prep.py against MotionBERT's own outputs (tests/fixtures/motionbert_data/)."""
+"""Tests of datasets/pipeline/motionbert_prep.py against MotionBERT's own outputs (tests/fixtures/motionbert_data/)."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.motionbert_prep import (
+from datasets.pipeline.motionbert_prep import (
     coco2h36m,
     crop_scale,
     human_tracking,
@@ -286,7 +286,7 @@ def test_input_validation():
 
 
 def test_motionbert_clip_3d_centres_scales_and_keeps_missing_joints():
-    from datasets.motionbert_prep import motionbert_clip_3d
+    from datasets.pipeline.motionbert_prep import motionbert_clip_3d
 
     rng = np.random.default_rng(0)
     kp = (rng.normal(size=(3, 30, 25, 3)) * 0.3 + [1.0, 0.5, 3.0]).astype(np.float32)
@@ -336,9 +336,9 @@ def test_h36m17_keypoints_are_taken_without_the_coco_mapping(name):
 def test_motionbert_reads_2d_h36m17_through_the_clips_and_refuses_other_layouts():
     """SkeletonClips hands MotionBERT 2D h36m17 clips unmapped (and COCO-17 mapped); resolve_run_config
     accepts both and refuses other 2D layouts in one line that says what works."""
-    from datasets.annotations import pack_annotations
-    from datasets.clips import JOINTS_PIPELINE, SkeletonClips
-    from datasets.layouts import COCO17, H36M17, OPENPOSE18
+    from datasets.pipeline.clips import JOINTS_PIPELINE, SkeletonClips
+    from datasets.store.annotations import pack_annotations
+    from datasets.store.layouts import COCO17, H36M17, OPENPOSE18
     from engine.config import resolve_run_config
     from utils.errors import UserError
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from datasets.noise import add_joint_noise, eval_noise_rng, noise_scale, visible_joints
+from datasets.pipeline.noise import add_joint_noise, eval_noise_rng, noise_scale, visible_joints
 
 
 def _clip_2d(rng: np.random.Generator, frames: int = 200) -> tuple[np.ndarray, np.ndarray]:

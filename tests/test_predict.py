@@ -11,10 +11,10 @@ import torch
 
 import main as cli
 import predict
-from datasets import inputs
-from datasets.label_maps import NTU60_CLASSES, NTU120_CLASSES, class_names
-from datasets.synthetic import class_names as synthetic_names
-from datasets.synthetic import make_synthetic
+from datasets.sources import inputs
+from datasets.sources.synthetic import class_names as synthetic_names
+from datasets.sources.synthetic import make_synthetic
+from datasets.store.label_maps import NTU60_CLASSES, NTU120_CLASSES, class_names
 from tests.conftest import error_line, shared_or_skip
 
 TINY_POSE = ["--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)"]
@@ -147,7 +147,7 @@ def test_bad_inputs_are_one_line(setup, tmp_path, case, capsys):
 
 
 def test_ntu_skeleton_file_reaches_the_layout_check(setup, capsys):
-    """A raw Kinect file (25 joints) is read by datasets/ntu_skeleton.py, then refused by a COCO-17 model."""
+    """A raw Kinect file (25 joints) is read by datasets/sources/ntu_skeleton.py, then refused by a COCO-17 model."""
     path = shared_or_skip("data", "ntu_samples", "skeleton", "S001C001P001R001A011.skeleton")
     with pytest.raises(SystemExit) as e:
         run_predict(setup, "--input", str(path))
@@ -256,7 +256,7 @@ def test_label_maps():
 
 
 def test_3d_clips_go_through_the_projection(setup, tmp_path):
-    """A pose model takes 3D clips of its layout (datasets/clips.project_3d), as training does."""
+    """A pose model takes 3D clips of its layout (datasets/pipeline/clips.project_3d), as training does."""
     rng = np.random.default_rng(1)
     kp = rng.normal(size=(1, 20, 17, 3)).astype(np.float32)
     path = dump({"frame_dir": "x3d", "label": 0, "total_frames": 20, "keypoint": kp}, tmp_path / "3d.pkl")
@@ -267,7 +267,7 @@ def test_3d_clips_go_through_the_projection(setup, tmp_path):
 def test_declared_layouts_of_the_model_are_accepted_others_refused(setup, tmp_path, capsys):
     """The file-level 'layout' reaches the check: the model's layout by name or by its declaration, file
     level or per clip, gives the probabilities of the undeclared file; another 17-joint layout is refused."""
-    from datasets.layouts import COCO17
+    from datasets.store.layouts import COCO17
 
     clips = setup["clips"]
     ref = run_predict(setup, "--input", str(setup["clip_file"]))

@@ -11,8 +11,8 @@ import torch
 
 import main as cli
 import predict
-from datasets import convert
-from datasets.label_maps import NTU60_CLASSES, class_names, ntu_label_map
+from datasets.sources import convert
+from datasets.store.label_maps import NTU60_CLASSES, class_names, ntu_label_map
 from tests.conftest import error_line, shared_or_skip
 from tests.test_predict import dump
 
@@ -30,7 +30,7 @@ RUNS = {  # name: (convert flags, training flags, views per clip of the evaluati
 
 
 def skeleton_text(rng: np.random.Generator, name: str, num_frames: int = 14) -> str:
-    """A raw .skeleton file (datasets/ntu_skeleton.py): per frame its bodies, each a 10-field body line,
+    """A raw .skeleton file (datasets/sources/ntu_skeleton.py): per frame its bodies, each a 10-field body line,
     the joint count 25 and 25 lines of x y z depthX depthY colorX colorY orientation(4) trackingState.
     The joints of a class move at their own speed, so that the clips differ."""
     action = int(name[-3:])

@@ -1,4 +1,4 @@
-"""`datasets.inputs.read_video` and `main.py predict --input VIDEO` with the real mediapipe 0.10.21.
+"""`datasets.sources.inputs.read_video` and `main.py predict --input VIDEO` with the real mediapipe 0.10.21.
 
 Runs only where mediapipe is installed (`pip install mediapipe==0.10.21`, optional) and ../shared is
 present: the reference keypoints are ../shared/data/ntu_samples/mediapipe/ntu_videos_mediapipe.pkl,
@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("mediapipe")  # before the heavy imports: without it the module skips at once
 
-from datasets import inputs  # noqa: E402
-from datasets.label_maps import class_names  # noqa: E402
+from datasets.sources import inputs  # noqa: E402
+from datasets.store.label_maps import class_names  # noqa: E402
 from tests.conftest import shared_or_skip  # noqa: E402
 from tests.test_predict import dump, run_predict, setup  # noqa: E402, F401  (setup: the tiny-checkpoint fixture)
 

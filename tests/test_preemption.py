@@ -24,7 +24,7 @@ import torch
 
 import main as cli
 import utils.checkpoint
-from datasets.synthetic import make_synthetic
+from datasets.sources.synthetic import make_synthetic
 from tests.conftest import ROOT, error_line
 from utils.checkpoint import read_checkpoint, save_atomic
 from utils.errors import UserError

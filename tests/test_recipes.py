@@ -15,10 +15,10 @@ import torch
 import engine.evaluate
 import engine.train
 import main as cli
-from datasets.catalog import CATALOG
-from datasets.layouts import get_layout, read_layout_file
-from datasets.render import limb_flip_order
-from datasets.synthetic import make_synthetic
+from datasets.batch.render import limb_flip_order
+from datasets.sources.synthetic import make_synthetic
+from datasets.store.catalog import CATALOG
+from datasets.store.layouts import get_layout, read_layout_file
 from engine.config import OptimConfig
 from engine.optim import build_optimizer
 from models import get_spec

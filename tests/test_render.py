@@ -1,4 +1,4 @@
-"""datasets/render.py: golden pyskl volumes, the loop reference, and the properties of each format."""
+"""datasets/batch/render.py: golden pyskl volumes, the loop reference, and the properties of each format."""
 
 import pickle
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import datasets.render as R
+import datasets.batch.render as R
 from bench.render_loop import render_batch, render_clip
-from datasets.layouts import COCO17
+from datasets.store.layouts import COCO17
 from tests.conftest import FIXTURES, shared_or_skip
 
 GOLDEN = FIXTURES / "heatmaps" / "golden.npz"

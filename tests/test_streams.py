@@ -1,4 +1,4 @@
-"""Input streams (datasets/streams.py): bones and motions by hand, missing joints, the layouts' trees, and the
+"""Input streams (datasets/batch/streams.py): bones and motions by hand, missing joints, the layouts' trees, and the
 stream's way through rendering, MotionBERT inputs, the checkpoint and --evaluate."""
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import main as cli
-from datasets.layouts import COCO17, KINECT20, NTU25, Layout
-from datasets.render import render
-from datasets.streams import H36M_PARENTS, STREAMS, joint_stream, joints_input_stream, parents
+from datasets.batch.render import render
+from datasets.batch.streams import H36M_PARENTS, STREAMS, joint_stream, joints_input_stream, parents
+from datasets.store.layouts import COCO17, KINECT20, NTU25, Layout
 from engine.config import RunConfig, resolve_run_config
 from engine.data import model_input
 from utils.errors import UserError

@@ -6,9 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from datasets import synthetic
-from datasets.layouts import COCO17
-from datasets.synthetic import (
+from datasets.sources import synthetic
+from datasets.sources.synthetic import (
     CLASS_NAMES,
     IMG_SHAPE,
     TWO_PERSON,
@@ -17,6 +16,7 @@ from datasets.synthetic import (
     make_synthetic,
     val_subjects,
 )
+from datasets.store.layouts import COCO17
 
 FRAME_DIR = re.compile(r"^S(\d{3})C(00[123])P(\d{3})R(\d{3})A(\d{3})$")
 

@@ -6,8 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from datasets.layouts import COCO17
-from datasets.transforms import (
+from datasets.pipeline.transforms import (
     CenterCrop,
     Compose,
     Flip,
@@ -20,6 +19,7 @@ from datasets.transforms import (
     pose_train_pipeline,
     split_sampling,
 )
+from datasets.store.layouts import COCO17
 from tests.conftest import FIXTURES
 
 PIPE = FIXTURES / "pipeline"

@@ -4,7 +4,7 @@ a summary (JSON) and one plot per corruption family.
 robustness.csv, one row per (checkpoint, family, severity):
     checkpoint  'best' (chosen on the validation part) or 'last', or the evaluated file's name
     epoch       the epoch the checkpoint was written after
-    family      'clean', or a family of datasets/corruptions.py ('jitter' holds the alpha sweep)
+    family      'clean', or a family of datasets/pipeline/corruptions.py ('jitter' holds the alpha sweep)
     level       the family's named level ('light', 'moderate', 'severe') or '' for other severities
     severity    the family's parameter (jitter: alpha)
     suite       1 when the row counts in the mean corruption accuracy (mCA), else 0

@@ -81,7 +81,7 @@ class RunDirLock:
 
 
 # Temporary files of the run directory's atomic writes: save_atomic's checkpoints (.NAME.RANDOM.tmp) and
-# datasets/semisup.save_split's split.tmp.
+# datasets/store/splits.save_split's split.tmp.
 TEMP_PATTERNS = (f".*{TMP_SUFFIX}", "split.tmp")
 
 

@@ -8,7 +8,7 @@ Each transform takes keypoints of any joint layout in 2D (pixels, with scores) o
 
 Missing joints stay missing: they are all-zero again after a spatial transform, and a temporal crop copies
 whole frames. `augment_clip` applies the enabled ones to a whole clip, before frame sampling and before the
-corruption of the second view (datasets/clips.py), so the clean and the corrupted view of a training clip
+corruption of the second view (datasets/pipeline/clips.py), so the clean and the corrupted view of a training clip
 share the augmentation and differ only by the corruption. Everything is off by default.
 """
 

@@ -2,9 +2,9 @@
 
 NTU RGB+D 120's official action names (A001 ... A120, label = action number - 1), as published with
 the dataset, official spellings kept ("hush (quite)", "wear on glasses"); NTU RGB+D 60 is its first 60
-classes. The synthetic names come from `datasets.synthetic.class_names`; an annotation file that names
+classes. The synthetic names come from `datasets.sources.synthetic.class_names`; an annotation file that names
 its classes ('classes') gives a run its own list. `ntu_label_map` recognises a
-custom file whose clips are NTU's own, named and labelled (as datasets/convert.py writes them).
+custom file whose clips are NTU's own, named and labelled (as datasets/sources/convert.py writes them).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from datasets.ntu_skeleton import BENCHMARKS, parse_ntu_name
+from datasets.sources.ntu_skeleton import BENCHMARKS, parse_ntu_name
 
 NTU120_CLASSES: tuple[str, ...] = (
     "drink water",  # A001
@@ -154,8 +154,8 @@ def class_names(dataset: str | Sequence[str] | None, num_classes: int) -> list[s
     elif dataset in LABEL_MAPS and num_classes == len(LABEL_MAPS[dataset]):
         names = list(LABEL_MAPS[dataset])
     elif dataset == "synthetic":
-        from datasets.synthetic import CLASS_NAMES
-        from datasets.synthetic import class_names as synthetic_names
+        from datasets.sources.synthetic import CLASS_NAMES
+        from datasets.sources.synthetic import class_names as synthetic_names
 
         if 1 <= num_classes <= len(CLASS_NAMES):
             names = synthetic_names(num_classes)
@@ -166,7 +166,7 @@ def ntu_label_map(names: list[str], labels: np.ndarray) -> str | None:
     """The NTU label map of an annotation file whose labels are NTU's own, else None.
 
     names: frame_dir of every clip; labels: (N,) int. The labels are NTU's when every clip is named
-    SsssCcccPpppRrrrAaaa and labelled action - 1, as datasets/convert.py and pyskl's NTU files label
+    SsssCcccPpppRrrrAaaa and labelled action - 1, as datasets/sources/convert.py and pyskl's NTU files label
     them; a file relabelled to another class set (or of other names) gets None. Returns 'ntu60' when
     every clip lies inside NTU RGB+D 60 (setups 1-17, actions 1-60), else 'ntu120'.
     """

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 NUM_JOINTS = 17
-# The 2D joint orders the path reads (datasets/layouts.py names): COCO-17 is mapped to H36M-17 as upstream
+# The 2D joint orders the path reads (datasets/store/layouts.py names): COCO-17 is mapped to H36M-17 as upstream
 # does for NTU's HRNet keypoints; H36M-17 is MotionBERT's own order and needs no mapping.
 JOINT_ORDERS = ("coco17", "h36m17")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.layouts import COCO17, Layout
+from datasets.store.layouts import COCO17, Layout
 
 Results = dict[str, Any]
 

@@ -7,10 +7,10 @@ corrupted view of a training clip (with the item's own generator).
 
 Clip: keypoint (M, T, V, C), C = 2 (pixels of a frame of shape img_shape (h, w)) or C = 3 (metres), and
 keypoint_score (M, T, V), any joint layout. Notation below:
-- visible(m, t, v): score != 0 and not all coordinates 0 (`datasets.noise.visible_joints`); a joint that
+- visible(m, t, v): score != 0 and not all coordinates 0 (`datasets.pipeline.noise.visible_joints`); a joint that
   is not visible is missing, and stays missing under every family: never moved, never revived;
 - dropping a joint sets its coordinates and its score to 0;
-- s = `datasets.noise.noise_scale`: (h + w) / 2 pixels in 2D, the diagonal of the bounding box of the
+- s = `datasets.pipeline.noise.noise_scale`: (h + w) / 2 pixels in 2D, the diagonal of the bounding box of the
   clip's visible joints (all persons and frames) in 3D;
 - U(...) = rng.random(shape), uniform in [0, 1); N(...) = rng.standard_normal(shape); I(n) =
   rng.integers(n), uniform in {0, ..., n - 1}; round() is Python's (halves to even).
@@ -19,7 +19,7 @@ shape, in the listed order, whatever the visibility, so a joint's fate depends o
 state and its position in the clip. Families, in the order of `FAMILIES`:
 
 jitter, severity alpha >= 0: x' = x + alpha * s * N(M, T, V, C) on every coordinate of every visible
-    joint; scores unchanged. Exactly `datasets.noise.add_joint_noise`, so today's noise sweep keeps its
+    joint; scores unchanged. Exactly `datasets.pipeline.noise.add_joint_noise`, so today's noise sweep keeps its
     numbers. Levels 0.01 / 0.02 / 0.05.
 missing_joints, severity p in [0, 1]: u = U(M, T, V); every visible joint with u < p is dropped.
     Levels 0.1 / 0.2 / 0.4.
@@ -53,8 +53,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.layouts import Layout
-from datasets.noise import EVAL_NOISE_SEED, add_joint_noise, eval_noise_rng, noise_scale, visible_joints
+from datasets.pipeline.noise import EVAL_NOISE_SEED, add_joint_noise, eval_noise_rng, noise_scale, visible_joints
+from datasets.store.layouts import Layout
 
 OUTLIER_DISTANCE = 0.2  # an outlier lands 0.2 * s from its joint: about a forearm in 2D, a body part in 3D
 

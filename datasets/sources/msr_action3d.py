@@ -6,7 +6,7 @@ Two folders hold the same 567 sequences (README.txt of the data)::
     MSRAction3DSkeleton(20joints)/aAA_sSS_eEE_skeleton.txt   u v d c   (u, v pixels of the 320x240
                                                                         depth image, d its depth value)
 
-one joint per line, 20 lines per frame, joints in the KINECT20 order (datasets/layouts.py). AA is the
+one joint per line, 20 lines per frame, joints in the KINECT20 order (datasets/store/layouts.py). AA is the
 action 01-20 (label AA-1), SS the subject 01-10, EE the repetition. c is a tracking value in [0, 1].
 A frame whose 20 joints are all zero holds no skeleton (the sensor lost the person, mostly while they
 bend down in 'bend' and 'pickup and throw'). In the 2D files, v = 2147480000 marks a joint outside the
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.ntu_skeleton import SkeletonFormatError, parse_number_lines
+from datasets.sources.ntu_skeleton import SkeletonFormatError, parse_number_lines
 
 NUM_JOINTS = 20
 DEPTH_SHAPE = (240, 320)  # (h, w) of the depth image the 2D files' u, v refer to

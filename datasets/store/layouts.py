@@ -44,7 +44,7 @@ class Layout:
     left, right: joints swapped by a horizontal flip (left[i] <-> right[i]).
     limbs: joint pairs, one limb heatmap channel each (pyskl's `skeletons`).
     parts: named body parts, (name, joint indices) each, e.g. ("left_arm", (5, 7, 9)); the units that
-        the occlusion corruption hides (datasets/corruptions.py). Empty for a layout without them.
+        the occlusion corruption hides (datasets/pipeline/corruptions.py). Empty for a layout without them.
     joints: the V joint names in keypoint order (empty: unnamed).
 
     Every layout is checked on construction (`validate`), so a wrong index fails at import time rather
@@ -291,7 +291,7 @@ KINECT_SDK20 = Layout(
 # 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27), in that order: 0 pelvis, 1-3 right hip, knee, ankle,
 # 4-6 left hip, knee, ankle, 7 spine, 8 thorax, 9 neck/nose, 10 head, 11-13 left shoulder, elbow,
 # wrist, 14-16 right shoulder, elbow, wrist. Limbs: the 16 bones of their skeleton (parents
-# -1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15; datasets/streams.H36M_PARENTS).
+# -1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15; datasets/batch/streams.H36M_PARENTS).
 H36M17 = Layout(
     name="h36m17",
     num_joints=17,
@@ -343,7 +343,7 @@ OPENPOSE18 = Layout(
     ),
 )  # fmt: skip
 
-# MediaPipe Pose, 33 landmarks (the pose landmarker's documented list; datasets/inputs.py reads them):
+# MediaPipe Pose, 33 landmarks (the pose landmarker's documented list; datasets/sources/inputs.py reads them):
 # 0 nose, 1-3 left eye inner, eye, outer, 4-6 right eye inner, eye, outer, 7/8 left/right ear, 9/10
 # mouth left/right, 11/12 shoulders, 13/14 elbows, 15/16 wrists, 17/18 pinkies, 19/20 index fingers,
 # 21/22 thumbs, 23/24 hips, 25/26 knees, 27/28 ankles, 29/30 heels, 31/32 foot index; odd = left from

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datasets.layouts import COCO17, Layout
-from datasets.streams import joint_stream, parents
+from datasets.batch.streams import joint_stream, parents
+from datasets.store.layouts import COCO17, Layout
 
 EPS = 1e-3  # pyskl skips joints and limbs whose value (score, or 1 without scores) is below this
 _CHUNK = 1 << 20  # window pixels evaluated per step; bounds the temporaries (4 MB each)
@@ -544,7 +544,7 @@ def render_skeleton(
     + 1 its y. x and y are mapped from [0, W] and [0, H] pixels to [-1, 1] (2 x / W - 1), so a
     horizontal flip (x -> W - x) negates x. Missing joints (score 0, or both coordinates 0) are 0.
     stream: 'joint', or the bones / motions of the mapped coordinates with the layout's parents
-    (datasets/streams.py; 0 wherever a joint they need is missing).
+    (datasets/batch/streams.py; 0 wherever a joint they need is missing).
     """
     kp, score = _check_inputs(kp, score)
     n, m, t, v, _ = kp.shape
@@ -630,7 +630,7 @@ def render(
     (as upstream; this is not the same as rendering flipped keypoints, whose windows truncate
     differently); for Skeleton it is `flip_keypoints` with the frame width.
     out: optional contiguous float32 buffer of the output shape to reuse (heatmap and limb formats).
-    stream: 'joint', or for Skeleton the bone / motion stream of datasets/streams.py (of the flipped
+    stream: 'joint', or for Skeleton the bone / motion stream of datasets/batch/streams.py (of the flipped
     keypoints for the mirrored view).
     Returns (N or 2N, C, T, H, W) float32 on kp.device ((..., 1, 1) for Skeleton), C from
     `input_channels`.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.annotations import KeypointStore, pack_annotations
-from datasets.ntu_skeleton import read_skeleton_file
+from datasets.sources.ntu_skeleton import read_skeleton_file
+from datasets.store.annotations import KeypointStore, pack_annotations
 from utils.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -72,7 +72,7 @@ def read_pickle_annotations(path: Path) -> tuple[list[dict], object]:
 
 
 def read_skeleton(path: Path, two_d: bool = False) -> dict:
-    """A raw NTU RGB+D .skeleton file as one pyskl annotation, by datasets/ntu_skeleton.py, exactly as
+    """A raw NTU RGB+D .skeleton file as one pyskl annotation, by datasets/sources/ntu_skeleton.py, exactly as
     `python -m datasets.convert ntu [--2d]` converts it (label from the file name, -1 if not NTU-named)."""
     try:
         return read_skeleton_file(path, two_d=two_d)
@@ -152,7 +152,7 @@ def pack_unlabelled(annotations: list[dict], source: str, layout: object = None)
     """Validate and pack annotations whose 'label' (and 'frame_dir') may be absent.
 
     layout: the file-level joint layout (`read_input`), which the store's `layout` carries with the
-    clips' own entries (all must agree; datasets/annotations.py).
+    clips' own entries (all must agree; datasets/store/annotations.py).
     Returns the store (absent labels stored as 0, which only the data path sees) and the true label
     of each clip, -1 where the input has none.
     """

@@ -1,7 +1,7 @@
 """The torch Dataset: keypoint clips only (frame sampling, noise, compaction, resize/crop, flip).
 
 Pixels are not made here: the training loop renders heatmap volumes for the whole batch on its
-device (datasets/render.py). Each item is a dict of small arrays::
+device (datasets/batch/render.py). Each item is a dict of small arrays::
 
     keypoint        float32 (S, M, T, V, 2)  S = num_clips views, M = max_persons (zero-padded)
     keypoint_score  float32 (S, M, T, V)
@@ -15,9 +15,9 @@ them, or (x, y, z) from 3D joints of any layout; no `keypoint_score`.
 
 Randomness: a training item draws from a generator seeded by (seed, epoch, index), so the data do
 not depend on the number of workers and a resumed run sees the same clips. The skeleton augmentations
-(datasets/augment.py, training only) draw from their own generator, seeded by (seed, epoch, index,
+(datasets/pipeline/augment.py, training only) draw from their own generator, seeded by (seed, epoch, index,
 AUGMENT_STREAM), so switching them on leaves every other draw as it was. Evaluation noise comes
-from `corruption_rng(family, severity, index)` (datasets/corruptions.py; for jitter `eval_noise_rng(alpha,
+from `corruption_rng(family, severity, index)` (datasets/pipeline/corruptions.py; for jitter `eval_noise_rng(alpha,
 index)`), identical for every model and run. Jitter is drawn on the sampled frames (as it always was);
 the other corruptions act on the whole clip before frame sampling.
 """
@@ -29,13 +29,13 @@ import copy
 import numpy as np
 from torch.utils.data import Dataset
 
-from datasets.annotations import KeypointStore
-from datasets.augment import AugmentConfig, augment_clip
-from datasets.corruptions import corrupt, corruption_rng
-from datasets.layouts import Layout
-from datasets.motionbert_prep import motionbert_clip, motionbert_clip_3d
-from datasets.noise import add_joint_noise
-from datasets.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
+from datasets.pipeline.augment import AugmentConfig, augment_clip
+from datasets.pipeline.corruptions import corrupt, corruption_rng
+from datasets.pipeline.motionbert_prep import motionbert_clip, motionbert_clip_3d
+from datasets.pipeline.noise import add_joint_noise
+from datasets.pipeline.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
+from datasets.store.annotations import KeypointStore
+from datasets.store.layouts import Layout
 
 NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item (and a collated batch)
 # The two data paths: rendered volumes (pyskl's pose pipeline) and joint coordinates (MotionBERT's
@@ -93,12 +93,12 @@ class SkeletonClips(Dataset):
     clip_len, num_clips, input_size: frames per clip, views per item (test), output side in pixels.
     noise_alpha: strength of the jitter of the noisy view (training) or of the evaluation (eval), when
         `corruptions` is not given.
-    corruptions: (family, severity) pairs of datasets/corruptions.py. Training: the corrupted view of an
+    corruptions: (family, severity) pairs of datasets/pipeline/corruptions.py. Training: the corrupted view of an
         item is drawn from one of them, chosen uniformly per item (default: jitter at noise_alpha).
         Evaluation: exactly one, applied to every clip with its fixed generator `corruption_rng`.
     noisy_view: also return a corrupted view of the same clip (training with a second view).
     layout: joint layout (flip pairs). seed: base seed. max_persons: persons per clip after padding.
-    augment: skeleton augmentations of training clips (datasets/augment.py), applied to the whole clip
+    augment: skeleton augmentations of training clips (datasets/pipeline/augment.py), applied to the whole clip
         before frame sampling and before the corruption, so both views share them; None or all off: none.
     """
 

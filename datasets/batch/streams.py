@@ -19,10 +19,10 @@ from collections import deque
 
 import torch
 
-from datasets.layouts import Layout
+from datasets.store.layouts import Layout
 
 STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
-# H36M-17 (MotionBERT's 2D input, datasets/motionbert_prep.py): 0 root, 1-3 right hip, knee, ankle, 4-6 left,
+# H36M-17 (MotionBERT's 2D input, datasets/pipeline/motionbert_prep.py): 0 root, 1-3 right hip, knee, ankle, 4-6 left,
 # 7 belly, 8 neck, 9 nose, 10 head, 11-13 left shoulder, elbow, wrist, 14-16 right; the tree MotionBERT and
 # VideoPose3D draw, rooted at the pelvis.
 H36M_PARENTS = (0, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
@@ -101,7 +101,7 @@ def joint_stream(x, name: str, parent: tuple[int, ...], missing=None):
 
 
 def joints_input_stream(x: torch.Tensor, name: str, layout: Layout, coord_dim: int) -> torch.Tensor:
-    """The stream `name` of a batch of MotionBERT-path inputs (datasets/clips.py), (..., T, V, 3).
+    """The stream `name` of a batch of MotionBERT-path inputs (datasets/pipeline/clips.py), (..., T, V, 3).
 
     3D clips (coord_dim 3): x, y, z of `layout`'s joints, all-zero where missing; every channel is streamed.
     2D clips (coord_dim 2): x, y in H36M-17 order (H36M_PARENTS) and a score channel, which is kept as it is;

@@ -7,7 +7,7 @@ The pyskl format is a pickled dict::
                       'total_frames': T, 'keypoint': (M, T, V, C), 'keypoint_score': (M, T, V)}, ...]}
 
 2D files (C=2, pixels) carry `keypoint_score`; 3D files (C=3, metres) have none. The joint layout
-(datasets/layouts.py) may be declared by a top-level 'layout' entry, by a 'layout' entry in each
+(datasets/store/layouts.py) may be declared by a top-level 'layout' entry, by a 'layout' entry in each
 annotation, or both; each is a built-in name or a declaration dict, and they must all agree. An optional
 top-level 'classes' list names the labels (label i is classes[i]; `datasets.convert folder` writes it).
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.layouts import Layout, declared_layout
+from datasets.store.layouts import Layout, declared_layout
 from utils.errors import MissingFileError, UserError
 
 
@@ -162,8 +162,8 @@ class KeypointStore:
     img_shapes: np.ndarray
     names: list[str]
     splits: dict[str, np.ndarray]
-    # The joint layout the file declares (datasets/layouts.declared_layout): its validated declaration, or
-    # only its name; None when it declares none (datasets/layouts.choose_layout decides then).
+    # The joint layout the file declares (datasets/store/layouts.declared_layout): its validated declaration, or
+    # only its name; None when it declares none (datasets/store/layouts.choose_layout decides then).
     layout: Layout | str | None = None
     # The file's class names ('classes', as `datasets.convert folder` writes them): label i is classes[i];
     # None when the file names none.
@@ -299,7 +299,7 @@ def _file_classes(classes: object, anns: list[dict]) -> tuple[str, ...] | None:
 
 def _file_layout(data: dict, anns: list[dict]) -> Layout | str | None:
     """The one joint layout an annotation file declares, at file level, per clip, or both: a name or a
-    declaration each (datasets/layouts.py), which must all agree. Raises AnnotationError (one line)."""
+    declaration each (datasets/store/layouts.py), which must all agree. Raises AnnotationError (one line)."""
 
     def name(spec: Layout | str) -> str:
         return spec if isinstance(spec, str) else spec.name
