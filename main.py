@@ -43,7 +43,7 @@ from engine.objective import plan_epoch
 from engine.optim import build_optimizer
 from engine.predict import run_predict
 from engine.train import Trainer, epoch_steps, fit, memory_errors
-from models import get_spec
+from models import model_spec
 from opts import (
     MODEL_TYPES,
     backbone_kwargs,
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
 
     # -- model
     model, train_model = build_model_for_training(cfg, args, rt)
-    spec = get_spec(cfg.model_name)
+    spec = model_spec(cfg.model_name)
 
     # -- optimiser, resume
     opt = build_optimizer(model, spec.optimizer, optim)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
 def echo_recipe(args: argparse.Namespace, argv: list[str] | None, optim, rt: Runtime) -> None:
     """One line: what the --recipe preset set, what the command line overrode, and the learning rates it
     trains with at this run's total batch."""
-    sgd = get_spec(MODEL_TYPES[args.model_type]).optimizer == "sgd"
+    sgd = model_spec(MODEL_TYPES[args.model_type]).optimizer == "sgd"
     lrs = {"lr": optim.lr} if sgd else {"lr_backbone1": optim.lr_backbone, "lr_head1": optim.lr_head}
     echo(recipe_line(args.recipe, recipe_defaults(args.recipe, args.dataset), given_flags(argv), lrs,
                      args.lr_batch, args.batch_size * rt.world_size), rt.is_main)  # fmt: skip
@@ -244,7 +244,7 @@ def memory_hint(train: TrainConfig, cfg: RunConfig, run_dir: Path) -> str:
 def build_model_for_training(cfg: RunConfig, args: argparse.Namespace, rt: Runtime):
     """The model (with --pretrained or --tune_from weights) and what trains it: the same module, or its
     DDP / compiled wrapper."""
-    spec = get_spec(cfg.model_name)
+    spec = model_spec(cfg.model_name)
     model = build_model(cfg).to(rt.device)
     if args.pretrained or args.tune_from:
         path = args.pretrained or args.tune_from

@@ -20,7 +20,7 @@ from datasets.store.layouts import LAYOUTS
 from engine.config import EvalConfig, OptimConfig, TrainConfig
 from engine.objective import LossConfig
 from engine.predict import PredictOptions
-from models import get_spec
+from models import model_spec
 from recipes import RECIPES, lr_scale, recipe_defaults
 from utils.threads import parse_threads
 
@@ -466,7 +466,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace, err) -> None:
     """Reject flag values and combinations that cannot work: err(message) stops with one line (exit 2)."""
-    spec = get_spec(MODEL_TYPES[args.model_type])
+    spec = model_spec(MODEL_TYPES[args.model_type])
     if args.dataset == "custom" and not args.ann_file:
         err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
     if not 0.0 <= args.val_fraction < 1.0:
@@ -554,7 +554,7 @@ def ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> list[str]
     """Flags written on the command line that the chosen backbone does not read: other backbones' own
     flags, the other optimiser family's, and --in_channels for a model of joint coordinates."""
     name = MODEL_TYPES[args.model_type]
-    spec = get_spec(name)
+    spec = model_spec(name)
     unread = {f for other, flags in BACKBONE_FLAGS.items() if other != name for f in flags}
     unread |= {f for family, flags in OPTIMIZER_FLAGS.items() if family != spec.optimizer for f in flags}
     if spec.reads == "joints":
@@ -566,7 +566,7 @@ def ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> list[str]
 def backbone_kwargs(args: argparse.Namespace) -> dict:
     """Constructor arguments of the chosen backbone: its own flags, then --model_cfg."""
     name = MODEL_TYPES[args.model_type]
-    accepted = get_spec(name).kwargs()
+    accepted = model_spec(name).kwargs()
     own = {flag: getattr(args, flag) for flag in BACKBONE_FLAGS.get(name, ()) if flag in accepted}
     return {**own, **dict(args.model_cfg)}
 

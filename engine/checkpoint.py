@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from datasets.pipeline.clips import JOINTS_PIPELINE
+from datasets.pipeline.clips import JOINTS
 from datasets.store.annotations import AnnotationError, KeypointStore
 from datasets.store.layouts import Layout, get_layout
-from engine.config import RunConfig
+from engine.config import RunConfig, load_run_config, saved_config
 from models import create_model
 from utils.checkpoint import CheckpointError, load_full, read_checkpoint
 from utils.runtime import git_revision
@@ -46,8 +46,8 @@ def checkpoint_state(model, opt, scaler, epoch: int, best: dict, cfg: RunConfig,
 def config_differences(saved: dict, cfg: RunConfig, fields: tuple[str, ...] | None = None) -> list[str]:
     """'field: checkpoint X, now Y' for each of `fields` (default: all) where a checkpoint's saved
     configuration differs from `cfg`. A field absent from the checkpoint (added to RunConfig since) does
-    not count."""
-    now, out = asdict(cfg), []
+    not count; old names are read as today's (engine/config.saved_config)."""
+    saved, now, out = saved_config(saved), asdict(cfg), []
     for k in fields or tuple(now):
         if k not in saved or saved[k] == now[k]:
             continue
@@ -91,7 +91,7 @@ def load_run_model(
     if "config" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"{path} has no run configuration; use a checkpoint written by main.py")
     try:
-        cfg = RunConfig(**ckpt["config"])
+        cfg = load_run_config(ckpt["config"])
         model = build_model(cfg)
     except (TypeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: its configuration does not build a model here ({e})") from e
@@ -102,7 +102,7 @@ def load_run_model(
 # What a checkpoint's model must share with the run that loads its weights (its input): the joint layout
 # (a declared one by its definition too), the coordinates' dimension, the input format, the data path that
 # makes it and the coordinate stream.
-INPUT_FIELDS = ("layout", "layout_def", "coord_dim", "input_format", "pipeline", "stream")
+INPUT_FIELDS = ("layout", "layout_def", "coord_dim", "input_format", "reads", "stream")
 
 
 def check_classes(cfg: RunConfig, num_classes: int, source: str, counted: bool) -> None:
@@ -142,7 +142,7 @@ def check_layout(declared: Layout | str | None, cfg: RunConfig, source: str) -> 
 def check_fits(store: KeypointStore, cfg: RunConfig, layout: Layout, source: str) -> None:
     """The keypoints must fit the model: its joint layout, and for a model of joint coordinates the
     dimension it was trained on (rendered inputs take 3D clips through datasets/pipeline/clips.project_3d)."""
-    if store.coord_dim != cfg.coord_dim and cfg.pipeline == JOINTS_PIPELINE:
+    if store.coord_dim != cfg.coord_dim and cfg.reads == JOINTS:
         raise AnnotationError(
             f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model was trained on "
             f"{cfg.coord_dim}D keypoints ({layout.name}); give it keypoints of that kind"

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datasets.batch.render import input_channels
 from datasets.batch.streams import STREAMS
 from datasets.pipeline.augment import AugmentConfig
-from datasets.pipeline.clips import JOINTS_PIPELINE, VOLUME_PIPELINE
+from datasets.pipeline.clips import JOINTS, READS
 from datasets.pipeline.motionbert_prep import JOINT_ORDERS
 from datasets.store.layouts import Layout, definition
-from models import get_spec
+from models import model_spec
 from utils.errors import UserError
 
 
@@ -27,7 +27,7 @@ class RunConfig:
 
     model_name: str  # registry name
     model_cfg: dict  # constructor keyword arguments
-    pipeline: str  # datasets/pipeline/clips.py: 'pose' (rendered volumes) or 'motionbert' (joint coordinates)
+    reads: str  # what the model reads, which decides the data path: 'volume' or 'joints' (models/registry.py)
     input_format: str  # Heatmap | Limb | Grayscale | Skeleton
     clip_len: int
     input_size: int
@@ -48,8 +48,28 @@ class RunConfig:
         return self.test_input_size or self.input_size
 
 
-# The data path of each kind of model input (models/registry.py `reads`).
-PIPELINES = {"volume": VOLUME_PIPELINE, "joints": JOINTS_PIPELINE}
+# Checkpoints written before the data path took the registry's vocabulary name it `pipeline`, 'pose' or
+# 'motionbert'; `saved_config` maps them, the one place that knows the old names.
+_OLD_READS = {"pose": "volume", "motionbert": "joints"}
+
+
+def saved_config(saved: dict) -> dict:
+    """A checkpoint's saved run configuration (a dict) in today's vocabulary: an old `pipeline` entry becomes
+    `reads`. Returns a new dict; a dict of today's fields comes back equal."""
+    saved = dict(saved)
+    if "pipeline" in saved and "reads" not in saved:
+        old = saved.pop("pipeline")
+        saved["reads"] = _OLD_READS.get(old, old)
+    return saved
+
+
+def load_run_config(saved: dict) -> RunConfig:
+    """The RunConfig of a checkpoint's saved configuration (any version). Raises TypeError for unknown or
+    missing fields and ValueError for an unknown input kind."""
+    cfg = RunConfig(**saved_config(saved))
+    if cfg.reads not in READS:
+        raise ValueError(f"unknown input kind {cfg.reads!r}")
+    return cfg
 
 
 def resolve_run_config(
@@ -79,18 +99,17 @@ def resolve_run_config(
     test_input_size: side of the rendered frames at evaluation (None: input_size; pyskl trains at 56, tests at 64).
     Raises UserError (one line) for a combination that cannot work.
     """
-    spec = get_spec(model_name)
+    spec = model_spec(model_name)
     fmt = "Heatmap" if input_format == "NCTHW_Heatmap" else input_format
     if num_joints != layout.num_joints:
         raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
-    pipeline = PIPELINES[spec.reads]
     if stream not in STREAMS:
         raise UserError(f"unknown --stream {stream!r}; choose one of {', '.join(STREAMS)}")
-    if stream != "joint" and pipeline != JOINTS_PIPELINE and fmt != "Skeleton":
+    if stream != "joint" and spec.reads != JOINTS and fmt != "Skeleton":
         raise UserError(
             f"--stream {stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT), not {fmt} volumes"
         )
-    if pipeline == JOINTS_PIPELINE and coord_dim == 2 and layout.name not in JOINT_ORDERS:
+    if spec.reads == JOINTS and coord_dim == 2 and layout.name not in JOINT_ORDERS:
         raise UserError(
             f"{model_name} reads 2D keypoints in coco17 (mapped to its H36M order) or h36m17 (its own order), "
             f"not {layout.name}: convert the keypoints to one of them, give 3D keypoints (any layout), or train "
@@ -117,7 +136,7 @@ def resolve_run_config(
     return RunConfig(
         model_name=model_name,
         model_cfg=cfg,
-        pipeline=pipeline,
+        reads=spec.reads,
         input_format=fmt,
         clip_len=clip_len,
         input_size=input_size,

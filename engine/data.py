@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader, Sampler
 
 from datasets.batch.render import input_channels, render
 from datasets.batch.streams import joints_input_stream
-from datasets.pipeline.clips import JOINTS_PIPELINE, NOISY_PREFIX, SkeletonClips
+from datasets.pipeline.clips import JOINTS, NOISY_PREFIX, VOLUME, SkeletonClips
 from datasets.store.annotations import KeypointStore, release_freed_memory
-from datasets.store.catalog import get_spec, load_store, split_names
+from datasets.store.catalog import dataset_spec, load_store, split_names
 from datasets.store.label_maps import LABEL_MAPS, ntu_label_map
 from datasets.store.layouts import Layout, choose_layout
 from engine.config import EvalConfig, RunConfig, TrainConfig
@@ -64,7 +64,7 @@ def load_run_data(
     as its label map (predict prints them). The joint layout: `layout` (--layout,
     a built-in name or FILE.json), else the file's declaration, else the dataset's or one inferred from
     the joint count (datasets/store/layouts.choose_layout). Raises UserError (one line)."""
-    spec = get_spec(dataset)
+    spec = dataset_spec(dataset)
     counted = dataset in ("synthetic", "custom")
     store, path = load_store(dataset, data_root, ann_file, synthetic_options=synthetic_options,
                              num_classes=10**9 if counted else spec.num_classes)  # fmt: skip
@@ -172,7 +172,7 @@ def train_loaders(
 
     def clips(idx: np.ndarray, noisy: bool) -> SkeletonClips:
         return SkeletonClips(
-            store, idx, pipeline=cfg.pipeline, train=True, clip_len=cfg.clip_len, layout=layout,
+            store, idx, reads=cfg.reads, train=True, clip_len=cfg.clip_len, layout=layout,
             input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
             max_persons=cfg.max_persons, corruptions=train.corruptions or None, augment=train.augment,
         )  # fmt: skip
@@ -206,7 +206,7 @@ def eval_dataset(
     """Test clips of `idx` as the run's evaluation sees them, under one (family, severity) corruption of
     datasets/pipeline/corruptions.py, fixed per clip (the default: clean)."""
     return SkeletonClips(
-        store, idx, pipeline=cfg.pipeline, train=False, clip_len=cfg.clip_len, layout=layout,
+        store, idx, reads=cfg.reads, train=False, clip_len=cfg.clip_len, layout=layout,
         num_clips=num_clips, input_size=cfg.test_size, seed=seed, max_persons=cfg.max_persons,
         corruptions=(corruption,),
     )  # fmt: skip
@@ -239,7 +239,7 @@ def model_input(
     (2B with `double`; into `out` when given, Heatmap and Limb only); joint coordinates (B, M, T, V, 3)
     are already the input. Coordinate inputs take the run's stream (bones, motions) here, after the view's
     corruption, which the clips carry already."""
-    if cfg.pipeline == JOINTS_PIPELINE:
+    if cfg.reads == JOINTS:
         return joints_input_stream(kp, cfg.stream, layout, cfg.coord_dim)
     side = cfg.test_size if test else cfg.input_size
     size = (side, side)
@@ -260,7 +260,7 @@ def step_input(views: list[tuple[dict, str]], cfg: RunConfig, layout: Layout, rt
         kp = batch[prefix + "keypoint"][:, 0].to(rt.device, non_blocking=True)  # (B, M, T, V, C)
         score = batch.get(prefix + "keypoint_score")
         kps.append((kp, None if score is None else score[:, 0].to(rt.device, non_blocking=True)))
-    if cfg.pipeline != "pose" or cfg.input_format not in ("Heatmap", "Limb"):
+    if cfg.reads != VOLUME or cfg.input_format not in ("Heatmap", "Limb"):
         return torch.cat([model_input(kp, score, cfg, layout) for kp, score in kps])
     n, t = sum(len(kp) for kp, _ in kps), kps[0][0].shape[2]
     c = input_channels(cfg.input_format, kps[0][0].shape[1], layout)

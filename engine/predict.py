@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.pipeline.clips import JOINTS_PIPELINE
+from datasets.pipeline.clips import JOINTS
 from datasets.sources.inputs import InputError, pack_unlabelled, read_input
 from datasets.store.label_maps import class_names
 from datasets.store.layouts import get_layout
@@ -60,11 +60,11 @@ def run_predict(opts: PredictOptions) -> dict:
     layout = get_layout(cfg.layout, cfg.layout_def)
     num_clips = opts.num_clips if opts.num_clips is not None else int(trained.get("num_clips", 1))
     test_flip = opts.test_flip if opts.test_flip is not None else bool(trained.get("test_flip", False))
-    if test_flip and cfg.pipeline == JOINTS_PIPELINE:
+    if test_flip and cfg.reads == JOINTS:
         raise InputError(
             f"--test_flip is for rendered volumes, not {cfg.model_name}'s joint coordinates: use --no-test_flip"
         )
-    if num_clips > 1 and cfg.pipeline == JOINTS_PIPELINE:  # its test view is the whole clip, resampled (main.py too)
+    if num_clips > 1 and cfg.reads == JOINTS:  # its test view is the whole clip, resampled (main.py too)
         raise InputError(f"--num_clips is for rendered volumes: {cfg.model_name} tests the whole clip, resampled once")
 
     source = Path(opts.input).name

@@ -1,7 +1,7 @@
 """Backbones, created by name: `create_model('poseconv3d' | 'motionbert' | 'tsm', **upstream_kwargs)`;
-`get_spec(name)` is the contract the engine reads (models/registry.py)."""
+`model_spec(name)` is the contract the engine reads (models/registry.py)."""
 
 from models import motionbert, poseconv3d, tsm  # noqa: F401  (registers the models)
-from models.registry import ModelSpec, create_model, get_spec, list_models, model_kwargs, register_model
+from models.registry import ModelSpec, create_model, list_models, model_kwargs, model_spec, register_model
 
-__all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "model_kwargs", "register_model"]
+__all__ = ["ModelSpec", "create_model", "model_spec", "list_models", "model_kwargs", "register_model"]

@@ -96,7 +96,7 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def get_spec(name: str) -> ModelSpec:
+def model_spec(name: str) -> ModelSpec:
     """The contract of the model registered as `name`; unknown names fail with the registered ones."""
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
@@ -105,7 +105,7 @@ def get_spec(name: str) -> ModelSpec:
 
 def model_kwargs(name: str) -> list[str]:
     """The constructor arguments that `create_model(name, ...)` accepts."""
-    return get_spec(name).kwargs()
+    return model_spec(name).kwargs()
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -113,7 +113,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
     Unknown names and unknown keyword arguments fail with the valid choices listed.
     """
-    spec = get_spec(name)
+    spec = model_spec(name)
     unknown = sorted(set(kwargs) - set(spec.kwargs()))
     if unknown:
         raise TypeError(f"{name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(spec.kwargs())}")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from datasets.store.annotations import AnnotationError, KeypointStore, load_pickle, pack_annotations
-from datasets.store.catalog import CATALOG, get_spec, load_store, resolve_ann_file, split_names
+from datasets.store.catalog import CATALOG, dataset_spec, load_store, resolve_ann_file, split_names
 from datasets.store.layouts import Layout
 from tests.conftest import FIXTURES, shared_or_skip
 
@@ -437,7 +437,7 @@ def test_split_names() -> None:
     with pytest.raises(ValueError, match="xset"):
         split_names(CATALOG["ntu120"], "xview")
     with pytest.raises(KeyError, match="ntu60"):
-        get_spec("kinetics")
+        dataset_spec("kinetics")
 
 
 # ----------------------------------------------------------------------------------------------

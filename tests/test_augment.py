@@ -196,17 +196,17 @@ def test_default_training_clips_are_unchanged_bit_for_bit(augment):
     syn, s3 = synthetic_store(), store_3d()
     idx = np.arange(4)
     cases = {
-        "pose2d": SkeletonClips(syn, idx, pipeline="pose", train=True, clip_len=12, layout=COCO17, input_size=32,
+        "pose2d": SkeletonClips(syn, idx, reads="volume", train=True, clip_len=12, layout=COCO17, input_size=32,
                                 noise_alpha=0.02, noisy_view=True, seed=3, augment=augment),
-        "pose2d_corr": SkeletonClips(syn, idx, pipeline="pose", train=True, clip_len=12, layout=COCO17, input_size=32,
+        "pose2d_corr": SkeletonClips(syn, idx, reads="volume", train=True, clip_len=12, layout=COCO17, input_size=32,
                                      noisy_view=True, seed=3, augment=augment,
                                      corruptions=(("missing_joints", 0.2), ("frame_drop", 0.5), ("jitter", 0.02))),
-        "mb2d": SkeletonClips(syn, idx, pipeline="motionbert", train=True, clip_len=12, layout=COCO17,
+        "mb2d": SkeletonClips(syn, idx, reads="joints", train=True, clip_len=12, layout=COCO17,
                               noise_alpha=0.02, noisy_view=True, seed=3, augment=augment),
-        "mb3d": SkeletonClips(s3, idx, pipeline="motionbert", train=True, clip_len=12, layout=KINECT20,
+        "mb3d": SkeletonClips(s3, idx, reads="joints", train=True, clip_len=12, layout=KINECT20,
                               noisy_view=True, seed=3, corruptions=(("jitter", 0.02), ("block_drop", 0.5)),
                               augment=augment),
-        "pose3d": SkeletonClips(s3, idx, pipeline="pose", train=True, clip_len=12, layout=KINECT20, input_size=32,
+        "pose3d": SkeletonClips(s3, idx, reads="volume", train=True, clip_len=12, layout=KINECT20, input_size=32,
                                 noise_alpha=0.02, noisy_view=True, seed=3, augment=augment),
     }  # fmt: skip
     assert {name: digest(ds) for name, ds in cases.items()} == GOLDEN
@@ -227,12 +227,12 @@ def test_bad_flags_stop_with_one_line(capsys, flag):
     assert e.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("pipeline", ["pose", "motionbert"])
-def test_both_views_share_the_augmentation_and_evaluation_has_none(pipeline):
+@pytest.mark.parametrize("reads", ["volume", "joints"])
+def test_both_views_share_the_augmentation_and_evaluation_has_none(reads):
     s3 = store_3d()
     idx = np.arange(4)
     cfg = AugmentConfig(rotate=30, scale=0.2, shear=0.1, temporal_crop=0.5)
-    kw = {"pipeline": pipeline, "clip_len": 12, "layout": KINECT20, "input_size": 32, "seed": 3}
+    kw = {"reads": reads, "clip_len": 12, "layout": KINECT20, "input_size": 32, "seed": 3}
     # Jitter of alpha 0 is no corruption: the two views must then be equal, augmentation included.
     aug = SkeletonClips(s3, idx, train=True, noise_alpha=0.0, noisy_view=True, augment=cfg, **kw)
     plain = SkeletonClips(s3, idx, train=True, noise_alpha=0.0, noisy_view=True, **kw)
@@ -243,7 +243,7 @@ def test_both_views_share_the_augmentation_and_evaluation_has_none(pipeline):
     # A corrupted view differs from the clean one only by the corruption: its visible joints are the clean
     # ones moved by the jitter (3D noise std 0.02 x diagonal), not by another rotation.
     noisy = SkeletonClips(s3, idx, train=True, noise_alpha=0.02, noisy_view=True, augment=cfg, **kw)
-    if pipeline == "motionbert":
+    if reads == "joints":
         item = noisy[1]
         np.testing.assert_array_equal(item["keypoint"], aug[1]["keypoint"])
         assert 0 < np.abs(item["noisy_keypoint"] - item["keypoint"]).mean() < 0.1
@@ -257,7 +257,7 @@ def test_augmented_items_depend_only_on_seed_epoch_and_clip():
     """What a resumed run relies on: an item is the same whatever was drawn before it."""
     s3 = store_3d()
     cfg = AugmentConfig(rotate=30, temporal_crop=0.5)
-    kw = {"pipeline": "motionbert", "train": True, "clip_len": 12, "layout": KINECT20, "augment": cfg}
+    kw = {"reads": "joints", "train": True, "clip_len": 12, "layout": KINECT20, "augment": cfg}
     a = SkeletonClips(s3, np.arange(4), seed=3, **kw)
     for e in range(3):  # a long-running dataset ...
         a.set_epoch(e)

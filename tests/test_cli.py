@@ -318,7 +318,7 @@ def test_step_input_renders_views_into_one_reused_volume(fmt):
     from datasets.store.layouts import COCO17
 
     cfg = RunConfig(
-        model_name="poseconv3d", model_cfg={}, pipeline="pose", input_format=fmt, input_size=16, clip_len=4,
+        model_name="poseconv3d", model_cfg={}, reads="volume", input_format=fmt, input_size=16, clip_len=4,
         max_persons=2, layout="coco17", num_classes=3,
     )  # fmt: skip
     rt = Runtime(device=torch.device("cpu"))

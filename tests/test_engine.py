@@ -555,7 +555,7 @@ def _resolve(model: str, **kw):
 def test_resolve_in_channels_from_the_input_format():
     cfg = _resolve("poseconv3d")
     assert cfg.model_cfg == {"in_channels": 17, "num_classes": 5, "dropout": 0.3}
-    assert cfg.pipeline == "pose" and cfg.clip_len == 24 and cfg.layout == "coco17" and cfg.input_format == "Heatmap"
+    assert cfg.reads == "volume" and cfg.clip_len == 24 and cfg.layout == "coco17" and cfg.input_format == "Heatmap"
     assert _resolve("poseconv3d", input_format="NCTHW_Heatmap").input_format == "Heatmap"
     assert _resolve("poseconv3d", input_format="Grayscale").model_cfg["in_channels"] == 1
     assert _resolve("poseconv3d", input_format="Limb", layout=NTU25, num_joints=25).model_cfg["in_channels"] == 24
@@ -573,7 +573,7 @@ def test_resolve_wrong_in_channels():
 
 def test_resolve_motionbert():
     cfg = _resolve("motionbert", input_format="Skeleton")
-    assert cfg.pipeline == "motionbert" and cfg.clip_len == 243
+    assert cfg.reads == "joints" and cfg.clip_len == 243
     assert cfg.model_cfg == {"num_classes": 5, "dropout": 0.3, "num_joints": 17}
     # 3D keypoints of another layout are fine, and size the model by their joints.
     cfg = _resolve("motionbert", input_format="Skeleton", layout=KINECT20, num_joints=20, coord_dim=3)
@@ -606,6 +606,34 @@ def test_resolve_joint_count_mismatch():
         _resolve("motionbert", input_format="Skeleton", layout=COCO17, num_joints=17 + 3, coord_dim=3)
 
 
+def test_old_checkpoint_vocabulary_is_read_as_today(tmp_path):
+    """Checkpoints written before the data path took the registry's vocabulary say pipeline 'pose' or
+    'motionbert'; they load, rebuild and compare as reads 'volume' / 'joints'."""
+    from dataclasses import asdict
+
+    from engine.checkpoint import config_differences, load_run_model
+    from engine.config import load_run_config, saved_config
+
+    for model, fmt, old, new in (
+        ("poseconv3d", "Heatmap", "pose", "volume"),
+        ("motionbert", "Skeleton", "motionbert", "joints"),
+    ):
+        cfg = _resolve(
+            model,
+            input_format=fmt,
+            model_kwargs={"dim_feat": 8, "depth": 1, "dim_rep": 8} if model == "motionbert" else {},
+        )
+        saved = {k: v for k, v in asdict(cfg).items() if k != "reads"} | {"pipeline": old}
+        assert saved_config(saved) == asdict(cfg) and load_run_config(saved) == cfg and cfg.reads == new
+        assert config_differences(saved, cfg) == []
+        assert config_differences({**saved, "pipeline": "motionbert" if old == "pose" else "pose"}, cfg) != []
+        path = tmp_path / f"{model}.pt"
+        torch.save({"config": saved, "model": models.create_model(model, **cfg.model_cfg).state_dict()}, path)
+        assert load_run_model(path, torch.device("cpu"))[1] == cfg
+    with pytest.raises(ValueError, match="unknown input kind"):
+        load_run_config({**asdict(cfg), "reads": "pixels"})
+
+
 # ---------------------------------------------------------------------------------------------------
 # The registry contract
 
@@ -635,7 +663,7 @@ def test_register_model_rejects_a_missing_core_keyword(registry_copy, reads, mis
         models.register_model(name, reads=reads, clip_len=8)(factory)
     assert name not in models.list_models()  # a rejected registration does not register
     with pytest.raises(KeyError):
-        models.get_spec(name)
+        models.model_spec(name)
 
 
 def test_register_model_rejects_a_missing_clip_len_argument(registry_copy):
@@ -654,7 +682,7 @@ def test_register_model_accepts_the_contract(registry_copy):
         return nn.Linear(num_joints, num_classes)
 
     assert models.register_model(name, reads="joints", clip_len=8, max_clip_len_arg="frames")(factory) is factory
-    spec = models.get_spec(name)
+    spec = models.model_spec(name)
     assert spec.size_arg == "num_joints" and spec.default("frames") == 8
     assert models.create_model(name, num_joints=5, num_classes=3).out_features == 3
     with pytest.raises(ValueError, match="twice"):

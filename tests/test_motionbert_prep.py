@@ -336,7 +336,7 @@ def test_h36m17_keypoints_are_taken_without_the_coco_mapping(name):
 def test_motionbert_reads_2d_h36m17_through_the_clips_and_refuses_other_layouts():
     """SkeletonClips hands MotionBERT 2D h36m17 clips unmapped (and COCO-17 mapped); resolve_run_config
     accepts both and refuses other 2D layouts in one line that says what works."""
-    from datasets.pipeline.clips import JOINTS_PIPELINE, SkeletonClips
+    from datasets.pipeline.clips import JOINTS, SkeletonClips
     from datasets.store.annotations import pack_annotations
     from datasets.store.layouts import COCO17, H36M17, OPENPOSE18
     from engine.config import resolve_run_config
@@ -347,7 +347,7 @@ def test_motionbert_reads_2d_h36m17_through_the_clips_and_refuses_other_layouts(
     ann = {"frame_dir": "c0", "label": 0, "keypoint": kp, "keypoint_score": score, "img_shape": (1080, 1920)}
     store = pack_annotations({"annotations": [ann]})
     for layout, order in ((H36M17, "h36m17"), (COCO17, "coco17")):
-        clips = SkeletonClips(store, np.array([0]), pipeline=JOINTS_PIPELINE, train=False, clip_len=32, layout=layout)
+        clips = SkeletonClips(store, np.array([0]), reads=JOINTS, train=False, clip_len=32, layout=layout)
         expected = motionbert_clip(kp, score, (1080, 1920), clip_len=32, joint_order=order)
         np.testing.assert_array_equal(clips[0]["keypoint"][0], expected)
 

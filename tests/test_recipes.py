@@ -21,7 +21,7 @@ from datasets.store.catalog import CATALOG
 from datasets.store.layouts import get_layout, read_layout_file
 from engine.config import OptimConfig
 from engine.optim import build_optimizer
-from models import get_spec
+from models import model_spec
 from opts import build_parser, parse_args, settings
 from recipes import RECIPES, lr_scale
 from tests.conftest import error_line
@@ -165,7 +165,7 @@ def test_every_recipe_is_tested_and_its_model_settings_are_the_constructor_defau
     tested |= {f"motionbert_ntu60_{s}_ft" for s in MB_PUBLISHED}
     assert set(RECIPES) == tested
     for recipe in RECIPES.values():
-        spec = get_spec({"poseconv": "poseconv3d", "motionbert": "motionbert"}[recipe.settings["model_type"]])
+        spec = model_spec({"poseconv": "poseconv3d", "motionbert": "motionbert"}[recipe.settings["model_type"]])
         for key, value in recipe.settings["model_cfg"]:
             assert spec.default(key) == value, (recipe.name, key)
 

@@ -116,7 +116,7 @@ def test_motionbert_inputs_3d_all_channels_2d_keeps_the_score():
     out2 = joints_input_stream(x2, "joint_motion", COCO17, 2)
     torch.testing.assert_close(out2[..., 2], x2[..., 2])  # the score channel stays
     torch.testing.assert_close(out2[..., :2], joint_stream(x2[..., :2], "joint_motion", H36M_PARENTS))
-    cfg = RunConfig(model_name="motionbert", model_cfg={}, pipeline="motionbert", input_format="Skeleton",
+    cfg = RunConfig(model_name="motionbert", model_cfg={}, reads="joints", input_format="Skeleton",
                     clip_len=6, input_size=56, max_persons=2, layout="kinect20", num_classes=3, coord_dim=3,
                     stream="bone")  # fmt: skip
     torch.testing.assert_close(model_input(x, None, cfg, KINECT20), out)

@@ -9,7 +9,7 @@ device (datasets/batch/render.py). Each item is a dict of small arrays::
     label           int64 ()
     index           int64 ()  position in the store
 
-For MotionBERT (`pipeline='motionbert'`) the keypoints are its normalised model input instead:
+For models of joint coordinates (`reads='joints'`) the keypoints are its normalised model input instead:
 `keypoint` float32 (1, 2, clip_len, V, 3): (x, y, score) from 2D COCO-17 keypoints as upstream prepares
 them, or (x, y, z) from 3D joints of any layout; no `keypoint_score`.
 
@@ -38,10 +38,11 @@ from datasets.store.annotations import KeypointStore
 from datasets.store.layouts import Layout
 
 NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item (and a collated batch)
-# The two data paths: rendered volumes (pyskl's pose pipeline) and joint coordinates (MotionBERT's
-# preprocessing, for any model that reads joints). The names are stored in checkpoints' run configuration.
-VOLUME_PIPELINE, JOINTS_PIPELINE = "pose", "motionbert"
-PIPELINES = (VOLUME_PIPELINE, JOINTS_PIPELINE)
+# What a model reads, which decides the data path (models/registry.py's `reads`, stored in checkpoints' run
+# configuration): rendered volumes (pyskl's pose pipeline) or joint coordinates (MotionBERT's preprocessing,
+# for any model that reads joints).
+VOLUME, JOINTS = "volume", "joints"
+READS = (VOLUME, JOINTS)
 AUGMENT_STREAM = 1  # last word of the augmentations' generator seed (see the module doc)
 
 
@@ -87,8 +88,8 @@ class SkeletonClips(Dataset):
     """Clips of a KeypointStore for training or evaluation.
 
     store, indices: the packed annotations and the clips of this split.
-    pipeline: 'pose' (PoseConv3D / TSM: pyskl's UniformSampleFrames -> PoseCompact -> Resize ...)
-        or 'motionbert' (MotionBERT's resample -> camera normalisation -> tracking -> crop_scale).
+    reads: 'volume' (PoseConv3D / TSM: pyskl's UniformSampleFrames -> PoseCompact -> Resize ...)
+        or 'joints' (MotionBERT's resample -> camera normalisation -> tracking -> crop_scale).
     train: random sampling and augmentation; otherwise pyskl's deterministic test sampling.
     clip_len, num_clips, input_size: frames per clip, views per item (test), output side in pixels.
     noise_alpha: strength of the jitter of the noisy view (training) or of the evaluation (eval), when
@@ -107,7 +108,7 @@ class SkeletonClips(Dataset):
         store: KeypointStore,
         indices: np.ndarray,
         *,
-        pipeline: str,
+        reads: str,
         train: bool,
         clip_len: int,
         layout: Layout,
@@ -120,12 +121,12 @@ class SkeletonClips(Dataset):
         corruptions: tuple[tuple[str, float], ...] | None = None,
         augment: AugmentConfig | None = None,
     ) -> None:
-        if pipeline not in PIPELINES:
-            raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
+        if reads not in READS:
+            raise ValueError(f"unknown input kind {reads!r}; choose one of {READS}")
         if train and num_clips != 1:
             raise ValueError("training samples one clip per item; num_clips > 1 is for evaluation")
         self.store, self.indices = store, np.asarray(indices, dtype=np.int64)
-        self.pipeline, self.train, self.layout = pipeline, train, layout
+        self.reads, self.train, self.layout = reads, train, layout
         self.clip_len, self.num_clips, self.input_size = clip_len, num_clips, input_size
         self.noisy_view = noisy_view
         self.corruptions = tuple(corruptions) if corruptions else (("jitter", float(noise_alpha)),)
@@ -134,7 +135,7 @@ class SkeletonClips(Dataset):
             raise ValueError("an evaluation set is corrupted by exactly one (family, severity)")
         self.seed, self.max_persons, self.epoch = seed, max_persons, 0
         self.augment = augment if train and augment is not None and augment.enabled else None
-        if pipeline == "pose":
+        if reads == VOLUME:
             full = (
                 pose_train_pipeline(clip_len, input_size=input_size, layout=layout)
                 if train
@@ -160,10 +161,10 @@ class SkeletonClips(Dataset):
         else:
             rng = np.random.default_rng([self.seed, index])
             noise_rng = corruption_rng(*self.corruptions[0], index)
-        if self.pipeline == "pose":
-            views = self._pose_views(clip, rng, noise_rng)
+        if self.reads == VOLUME:
+            views = self._volume_views(clip, rng, noise_rng)
         else:
-            views = self._motionbert_views(clip, rng, noise_rng)
+            views = self._joints_views(clip, rng, noise_rng)
         views["label"] = np.int64(clip["label"])
         views["index"] = np.int64(index)
         return views
@@ -192,7 +193,7 @@ class SkeletonClips(Dataset):
                             img_shape=clip["img_shape"], layout=self.layout)  # fmt: skip
         return {**clip, "keypoint": kp, "keypoint_score": score, "total_frames": kp.shape[1]}
 
-    def _pose_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
+    def _volume_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
         def sampled(c: dict, gen: np.random.Generator) -> dict:
             return self.sample({"keypoint": c["keypoint"], "keypoint_score": c["keypoint_score"],
                                 "img_shape": c["img_shape"], "total_frames": c["total_frames"],
@@ -229,7 +230,7 @@ class SkeletonClips(Dataset):
             )
         return out
 
-    def _motionbert_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
+    def _joints_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
         kp, score = clip["keypoint"], clip["keypoint_score"]
         # Both views share the resampling and scale draw: the same seed for each.
         aug_seed = int(rng.integers(2**63))

@@ -38,7 +38,7 @@ CATALOG: dict[str, DatasetSpec] = {
 }
 
 
-def get_spec(name: str) -> DatasetSpec:
+def dataset_spec(name: str) -> DatasetSpec:
     if name not in CATALOG:
         raise KeyError(f"unknown dataset {name!r}; choose one of {', '.join(CATALOG)}")
     return CATALOG[name]
@@ -82,7 +82,7 @@ def load_store(
     The synthetic dataset is generated on first use and cached under data_root/synthetic/.
     num_classes defaults to the dataset's; labels outside it are an error.
     """
-    spec = get_spec(name)
+    spec = dataset_spec(name)
     if name == "custom" and not ann_file:
         raise MissingFileError("the custom dataset reads the file given by --ann_file; pass one")
     if name == "synthetic" and not ann_file:
