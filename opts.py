@@ -580,7 +580,7 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
         unlabelled_fraction=args.percentage, label_strategy=args.strategy, noise_alpha=args.noise_alpha,
         val_fraction=args.val_fraction, corruptions=tuple(parse_corruptions(args.train_corruptions or [])),
         max_steps=args.max_steps, eval_every=args.eval_freq, log_every=args.print_freq,
-        channels_last=args.channels_last, compile=args.compile,
+        channels_last=args.channels_last, compile=args.compile, ckpt_every=60 * args.ckpt_every,
         augment=AugmentConfig(rotate=args.aug_rotate, scale=args.aug_scale, shear=args.aug_shear,
                               temporal_crop=args.aug_temporal_crop),
     )  # fmt: skip

@@ -152,7 +152,7 @@ def worker_rate(ds, batch_size: int, items: int) -> tuple[float, float]:
     return len(idx) / (time.perf_counter() - start), len(idx) / (time.process_time() - cpu)
 
 
-def render_rate(ds, cfg, layout, rt: Runtime, batch_size: int, repeats: int, views: int) -> tuple[float, float, tuple]:
+def render_rate(ds, cfg, rt: Runtime, batch_size: int, repeats: int, views: int) -> tuple[float, float, tuple]:
     """Clips/s of rendering a training step's input (each clip's `views` volumes) with step_input into a
     reused buffer (as the training loop does), median of `repeats` after one warm-up; the same per second
     of this process's CPU time (all its threads; on CUDA, the launching thread's); and the volume's shape
@@ -160,13 +160,13 @@ def render_rate(ds, cfg, layout, rt: Runtime, batch_size: int, repeats: int, vie
     batch = default_collate([ds[i] for i in range(min(batch_size, len(ds)))])
     prefixes = ["", "noisy_"][:views]
     buffers: dict = {}
-    x = step_input([(batch, p) for p in prefixes], cfg, layout, rt, buffers)  # warm-up; allocates the buffer
+    x = step_input([(batch, p) for p in prefixes], cfg, rt, buffers)  # warm-up; allocates the buffer
     times, cpu = [], time.process_time()
     for _ in range(repeats):
         if rt.device.type == "cuda":
             torch.cuda.synchronize(rt.device)
         start = time.perf_counter()
-        step_input([(batch, p) for p in prefixes], cfg, layout, rt, buffers)
+        step_input([(batch, p) for p in prefixes], cfg, rt, buffers)
         if rt.device.type == "cuda":
             torch.cuda.synchronize(rt.device)
         times.append(time.perf_counter() - start)
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     passes = {}
     for j in args.workers:
         train = TrainConfig(epochs=1, batch_size=args.batch_size, workers=j, noise_alpha=args.noise_alpha)
-        loader, _ = train_loaders(store, data.train_idx, empty, cfg, data.layout, train, True, rt)
+        loader, _ = train_loaders(store, data.train_idx, empty, cfg, train, True, rt)
         batches = args.batches or max(12, 2 + 4 * j)
         passes[j] = r = loader_pass(loader, batches)
         print(
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. speed of one worker and of rendering
     ds, _ = train_loaders(
-        store, data.train_idx, empty, cfg, data.layout,
+        store, data.train_idx, empty, cfg,
         TrainConfig(epochs=1, batch_size=args.batch_size, noise_alpha=args.noise_alpha), True, rt,
     )  # fmt: skip
     ds = ds.dataset
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"worker: {'met' if per_worker_cpu >= need else 'MISSED'}; {load_note()}",
         flush=True,
     )
-    rendered, rendered_cpu, shape = render_rate(ds, cfg, data.layout, rt, args.batch_size, args.render_batches, 2)
+    rendered, rendered_cpu, shape = render_rate(ds, cfg, rt, args.batch_size, args.render_batches, 2)
     print(
         f"render: {rendered_cpu:.0f} clips/s of CPU time ({rendered:.0f} of wall time) on {rt.device} with "
         f"{torch.get_num_threads()} thread(s) (2 views per clip, volume {shape} (N, C, T, H, W) per batch); "

@@ -3,14 +3,14 @@ from its own configuration (`--evaluate`, `predict`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from datasets.pipeline.clips import JOINTS
 from datasets.store.annotations import AnnotationError, KeypointStore
-from datasets.store.layouts import Layout, get_layout
+from datasets.store.layouts import Layout
 from engine.config import RunConfig, load_run_config, saved_config
 from models import create_model
 from utils.checkpoint import CheckpointError, load_full, read_checkpoint
@@ -26,20 +26,44 @@ def build_model(cfg: RunConfig) -> torch.nn.Module:
     return create_model(cfg.model_name, **cfg.model_cfg)
 
 
-def checkpoint_state(model, opt, scaler, epoch: int, best: dict, cfg: RunConfig, args: dict) -> dict:
-    """Tensors and plain values only, so the file loads with weights_only=True. `epoch` is the next epoch
-    to run; `args` the command line's flags as plain values."""
+@dataclass
+class Position:
+    """Where a run is: the one object that changes as it trains, saved in every checkpoint and restored as a
+    whole. epoch: the epoch to run (next); step, sums: the step inside it and that epoch's running sums of
+    the logged values (a mid-epoch checkpoint: a stop signal or --ckpt_every; 0 and {} at an epoch's start);
+    best: the best validation top-1 so far and its epoch."""
+
+    epoch: int = 0
+    step: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    best: dict = field(default_factory=lambda: {"top1": -1.0, "epoch": -1})
+
+    def state(self) -> dict:
+        """The checkpoint's entries: epoch, best, and 'position' {'step', 'sums'} inside the epoch (mid-epoch only)."""
+        out = {"epoch": self.epoch, "best": dict(self.best)}
+        if self.step:
+            out["position"] = {"step": self.step, "sums": dict(self.sums)}
+        return out
+
+    @classmethod
+    def of(cls, ckpt: dict) -> Position:
+        inside = ckpt.get("position") or {"step": 0, "sums": {}}
+        return cls(int(ckpt["epoch"]), int(inside["step"]), dict(inside["sums"]), dict(ckpt["best"]))
+
+
+def checkpoint_state(model, opt, scaler, pos: Position, cfg: RunConfig, args: dict) -> dict:
+    """Tensors and plain values only, so the file loads with weights_only=True: the weights, optimiser,
+    scaler and RNG state, the run's position (`Position.state`), configuration and flags (`args`, plain values)."""
     return {
         "model": unwrap(model).state_dict(),
         "optimizer": opt.state_dict(),
         "scaler": scaler.state_dict(),
-        "epoch": epoch,
-        "best": best,
         "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": asdict(cfg),
         "args": args,
         "git": git_revision(),
+        **pos.state(),
     }
 
 
@@ -59,10 +83,10 @@ def config_differences(saved: dict, cfg: RunConfig, fields: tuple[str, ...] | No
     return out
 
 
-def restore(ckpt: dict, model, opt, scaler, cfg: RunConfig, source: str | Path) -> tuple[int, dict]:
-    """Resume from `ckpt` (read from `source`): weights, optimiser, scaler and RNG state.
-    Returns (epoch to run next, best so far); a mid-epoch checkpoint's position inside that epoch is
-    ckpt['position'] (engine/train.py). A checkpoint of another configuration is refused."""
+def restore(ckpt: dict, model, opt, scaler, cfg: RunConfig, source: str | Path) -> Position:
+    """Resume from `ckpt` (read from `source`): weights, optimiser, scaler and RNG state. Returns the run's
+    position (the epoch to run next, the step inside it, the best so far). A checkpoint of another
+    configuration is refused."""
     if "model" not in ckpt or "optimizer" not in ckpt or "epoch" not in ckpt:
         raise CheckpointError(f"{source} is not a training checkpoint of main.py (no optimiser state); resume from "
                               "a last.pt, or load weights with --pretrained / --tune_from")  # fmt: skip
@@ -76,7 +100,7 @@ def restore(ckpt: dict, model, opt, scaler, cfg: RunConfig, source: str | Path) 
     torch.set_rng_state(ckpt["rng_torch"])
     if ckpt["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
-    return ckpt["epoch"], ckpt["best"]
+    return Position.of(ckpt)
 
 
 def load_run_model(
@@ -130,7 +154,7 @@ def check_layout(declared: Layout | str | None, cfg: RunConfig, source: str) -> 
             f"keypoints to {cfg.layout} first"
         )
     if isinstance(declared, Layout):
-        ours, theirs = get_layout(cfg.layout, cfg.layout_def).to_dict(), declared.to_dict()
+        ours, theirs = cfg.joint_layout.to_dict(), declared.to_dict()
         differ = [k for k in ours if ours[k] != theirs[k]]
         if differ:
             raise AnnotationError(
@@ -139,9 +163,10 @@ def check_layout(declared: Layout | str | None, cfg: RunConfig, source: str) -> 
             )
 
 
-def check_fits(store: KeypointStore, cfg: RunConfig, layout: Layout, source: str) -> None:
+def check_fits(store: KeypointStore, cfg: RunConfig, source: str) -> None:
     """The keypoints must fit the model: its joint layout, and for a model of joint coordinates the
     dimension it was trained on (rendered inputs take 3D clips through datasets/pipeline/clips.project_3d)."""
+    layout = cfg.joint_layout
     if store.coord_dim != cfg.coord_dim and cfg.reads == JOINTS:
         raise AnnotationError(
             f"{source} holds {store.coord_dim}D keypoints, but this {cfg.model_name} model was trained on "

@@ -10,13 +10,14 @@ reads an argparse Namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from datasets.batch.render import input_channels
 from datasets.batch.streams import STREAMS
 from datasets.pipeline.augment import AugmentConfig
 from datasets.pipeline.clips import JOINTS, READS
 from datasets.pipeline.motionbert_prep import JOINT_ORDERS
-from datasets.store.layouts import Layout, definition
+from datasets.store.layouts import Layout, definition, get_layout
 from models import model_spec
 from utils.errors import UserError
 
@@ -41,6 +42,12 @@ class RunConfig:
     stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/batch/streams.py)
     layout_def: dict | None = None  # a declared layout's definition (datasets/store/layouts.py); None: built in
     test_input_size: int | None = None  # side of the rendered frames at evaluation; None: input_size
+
+    @cached_property
+    def joint_layout(self) -> Layout:
+        """The joint layout of the model's input: the built-in one of that name, or the declared one rebuilt
+        from its definition (datasets/store/layouts.py)."""
+        return get_layout(self.layout, self.layout_def)
 
     @property
     def test_size(self) -> int:
@@ -163,6 +170,7 @@ class TrainConfig:
     augment: the skeleton augmentations of the training clips (datasets/pipeline/augment.py; default: none).
     max_steps: cap on steps per epoch (0: none).
     eval_every: validate every N epochs (and after the last). log_every: log every N steps.
+    channels_last, compile: the model's memory format (volumes) and torch.compile of the training model.
     """
 
     epochs: int
@@ -180,6 +188,7 @@ class TrainConfig:
     log_every: int = 20
     channels_last: bool = False
     compile: bool = False
+    ckpt_every: float = 0.0  # seconds between mid-epoch checkpoints (0: only at the end of each epoch)
     augment: AugmentConfig = AugmentConfig()
 
 

@@ -17,22 +17,16 @@ from torch.utils.data import DataLoader, Sampler
 
 from datasets.batch.render import input_channels, render
 from datasets.batch.streams import joints_input_stream
-from datasets.pipeline.clips import JOINTS, NOISY_PREFIX, VOLUME, SkeletonClips
+from datasets.pipeline.clips import JOINTS, VOLUME, SkeletonClips
 from datasets.store.annotations import KeypointStore, release_freed_memory
 from datasets.store.catalog import dataset_spec, load_store, split_names
 from datasets.store.label_maps import LABEL_MAPS, ntu_label_map
 from datasets.store.layouts import Layout, choose_layout
+from datasets.store.splits import hold_out, load_split, split_labelled
 from engine.config import EvalConfig, RunConfig, TrainConfig
 from utils.errors import UserError
+from utils.logger import echo
 from utils.runtime import Runtime, ignore_stop_signals
-
-# Where each view of a step's batch comes from: (loader, key prefix of its arrays).
-VIEW_SOURCES = {
-    "labelled": ("labelled", ""),
-    "labelled_noisy": ("labelled", NOISY_PREFIX),
-    "unlabelled": ("unlabelled", ""),
-    "unlabelled_noisy": ("unlabelled", NOISY_PREFIX),
-}
 
 
 @dataclass(frozen=True)
@@ -88,6 +82,37 @@ def load_run_data(
     except (ValueError, KeyError) as e:
         raise UserError(str(e.args[0])) from e
     return RunData(store, Path(path), num_classes, label_map, layout, train_idx, test_idx, tuple(notes))
+
+
+def training_split(
+    path: Path, data: RunData, train: TrainConfig, rt: Runtime
+) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The training clips by part (store indices): 'validation' (held out to choose the best epoch, whole
+    subjects where the names carry them), 'labelled' and 'unlabelled' (TCL's split of the rest). Saved
+    with the run as split.json (`path`) and reused on resume (a file of an older run without a validation
+    part holds out nothing). Writes nothing: returns (parts, the save_split arguments of a new split or None)."""
+    names = [data.store.names[i] for i in data.train_idx]
+    if not names:
+        raise UserError(f"{data.path} has no clip in its training split; check --split, or the file's 'split' key")
+    new = None
+    if path.is_file():
+        try:
+            parts = load_split(path, names)
+        except (ValueError, OSError) as e:
+            raise UserError(f"{path} cannot be used: {e}") from e
+        parts.setdefault("validation", np.zeros(0, dtype=np.int64))
+    else:
+        labels = data.store.labels[data.train_idx]
+        keep, val, by = hold_out(names, labels, train.val_fraction, train.seed)
+        lab, ul = split_labelled(labels[keep], train.unlabelled_fraction, train.label_strategy, train.seed)
+        parts = {"labelled": keep[lab], "unlabelled": keep[ul], "validation": val}
+        new = {"names": names, **parts}
+        if len(val):
+            echo(f"validation: {len(val)} training clips held out by {by}", rt.is_main)
+    if not len(parts["labelled"]):
+        raise UserError(f"no labelled training clip is left in {data.path} after holding out validation clips; "
+                        "lower --val_fraction or --percentage")  # fmt: skip
+    return {part: data.train_idx[pos] for part, pos in parts.items()}, new
 
 
 class ShardedSampler(Sampler):
@@ -155,12 +180,34 @@ def cycle(loader: DataLoader, epoch: int, start: int = 0) -> Iterator[dict]:
         k, skip = k + 1, 0
 
 
+def epoch_batches(
+    loaders: dict[str, DataLoader | None], uses_unlabelled: bool, epoch: int, first: int = 0
+) -> Iterator[dict[str, dict]]:
+    """The batches of `epoch`'s steps from step `first` on (a mid-epoch resume), each step's as {'labelled':
+    batch, 'unlabelled': batch (when `uses_unlabelled`)}: the labelled loader cycles, the unlabelled one
+    paces the epoch (`first` < one pass of it). The batches are those an uninterrupted epoch draws."""
+    rng = torch.get_rng_state()
+    iters = {"labelled": cycle(loaders["labelled"], epoch, first)}
+    if uses_unlabelled:
+        set_loader_epoch(loaders["unlabelled"], epoch, first)
+        iters["unlabelled"] = iter(loaders["unlabelled"])
+    ready = {}
+    if first:
+        # Making a DataLoader iterator draws a seed from torch's global RNG. An uninterrupted run made the
+        # iterators of passes that began before `first` before the checkpoint saved that RNG (which is
+        # restored now), so they are made here and the RNG put back: dropout then draws what it drew.
+        if first % len(loaders["labelled"]):
+            ready["labelled"] = next(iters["labelled"])
+        torch.set_rng_state(rng)
+    while True:
+        yield {name: ready.pop(name) if name in ready else next(it) for name, it in iters.items()}
+
+
 def train_loaders(
     store: KeypointStore,
     labelled_idx: np.ndarray,
     unlabelled_idx: np.ndarray,
     cfg: RunConfig,
-    layout: Layout,
     train: TrainConfig,
     compares_views: bool,
     rt: Runtime,
@@ -172,7 +219,7 @@ def train_loaders(
 
     def clips(idx: np.ndarray, noisy: bool) -> SkeletonClips:
         return SkeletonClips(
-            store, idx, reads=cfg.reads, train=True, clip_len=cfg.clip_len, layout=layout,
+            store, idx, reads=cfg.reads, train=True, clip_len=cfg.clip_len, layout=cfg.joint_layout,
             input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
             max_persons=cfg.max_persons, corruptions=train.corruptions or None, augment=train.augment,
         )  # fmt: skip
@@ -198,7 +245,6 @@ def eval_dataset(
     store: KeypointStore,
     idx: np.ndarray,
     cfg: RunConfig,
-    layout: Layout,
     num_clips: int,
     seed: int,
     corruption: tuple[str, float] = ("jitter", 0.0),
@@ -206,7 +252,7 @@ def eval_dataset(
     """Test clips of `idx` as the run's evaluation sees them, under one (family, severity) corruption of
     datasets/pipeline/corruptions.py, fixed per clip (the default: clean)."""
     return SkeletonClips(
-        store, idx, reads=cfg.reads, train=False, clip_len=cfg.clip_len, layout=layout,
+        store, idx, reads=cfg.reads, train=False, clip_len=cfg.clip_len, layout=cfg.joint_layout,
         num_clips=num_clips, input_size=cfg.test_size, seed=seed, max_persons=cfg.max_persons,
         corruptions=(corruption,),
     )  # fmt: skip
@@ -216,12 +262,11 @@ def eval_loader(
     store: KeypointStore,
     idx: np.ndarray,
     cfg: RunConfig,
-    layout: Layout,
     ev: EvalConfig,
     rt: Runtime,
     corruption: tuple[str, float] = ("jitter", 0.0),
 ) -> DataLoader:
-    ds = eval_dataset(store, idx, cfg, layout, ev.num_clips, ev.seed, corruption)
+    ds = eval_dataset(store, idx, cfg, ev.num_clips, ev.seed, corruption)
     return make_loader(ds, ev.batch_size, rt, ev.seed, False, ev.workers)
 
 
@@ -229,7 +274,6 @@ def model_input(
     kp: torch.Tensor,
     score: torch.Tensor | None,
     cfg: RunConfig,
-    layout: Layout,
     double: bool = False,
     out: torch.Tensor | None = None,
     test: bool = False,
@@ -240,13 +284,13 @@ def model_input(
     are already the input. Coordinate inputs take the run's stream (bones, motions) here, after the view's
     corruption, which the clips carry already."""
     if cfg.reads == JOINTS:
-        return joints_input_stream(kp, cfg.stream, layout, cfg.coord_dim)
+        return joints_input_stream(kp, cfg.stream, cfg.joint_layout, cfg.coord_dim)
     side = cfg.test_size if test else cfg.input_size
     size = (side, side)
-    return render(cfg.input_format, kp, score, size, layout=layout, double=double, out=out, stream=cfg.stream)
+    return render(cfg.input_format, kp, score, size, layout=cfg.joint_layout, double=double, out=out, stream=cfg.stream)
 
 
-def step_input(views: list[tuple[dict, str]], cfg: RunConfig, layout: Layout, rt: Runtime, buffers: dict):
+def step_input(views: list[tuple[dict, str]], cfg: RunConfig, rt: Runtime, buffers: dict):
     """The model input of one training step: the views (collated batch, key prefix of the view), one
     after another along the batch dimension.
 
@@ -261,15 +305,15 @@ def step_input(views: list[tuple[dict, str]], cfg: RunConfig, layout: Layout, rt
         score = batch.get(prefix + "keypoint_score")
         kps.append((kp, None if score is None else score[:, 0].to(rt.device, non_blocking=True)))
     if cfg.reads != VOLUME or cfg.input_format not in ("Heatmap", "Limb"):
-        return torch.cat([model_input(kp, score, cfg, layout) for kp, score in kps])
+        return torch.cat([model_input(kp, score, cfg) for kp, score in kps])
     n, t = sum(len(kp) for kp, _ in kps), kps[0][0].shape[2]
-    c = input_channels(cfg.input_format, kps[0][0].shape[1], layout)
+    c = input_channels(cfg.input_format, kps[0][0].shape[1], cfg.joint_layout)
     shape = (n, c, t, cfg.input_size, cfg.input_size)  # (N, C, T, H, W)
     if shape not in buffers:
         buffers.clear()  # one shape at a time (the last, smaller batch of an epoch changes it)
         buffers[shape] = torch.empty(shape, dtype=torch.float32, device=rt.device)
     x, start = buffers[shape], 0
     for kp, score in kps:
-        model_input(kp, score, cfg, layout, out=x[start : start + len(kp)])
+        model_input(kp, score, cfg, out=x[start : start + len(kp)])
         start += len(kp)
     return x

@@ -9,7 +9,6 @@ from torch.utils.data import DataLoader
 
 from datasets.pipeline.corruptions import FAMILIES
 from datasets.store.annotations import KeypointStore
-from datasets.store.layouts import Layout
 from engine.config import EvalConfig, RunConfig
 from engine.data import eval_loader, model_input
 from utils.logger import RunLogger, echo
@@ -17,13 +16,13 @@ from utils.runtime import Runtime, all_reduce_sum
 
 
 @torch.no_grad()
-def batch_probs(model, batch: dict, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool) -> torch.Tensor:
+def batch_probs(model, batch: dict, cfg: RunConfig, rt: Runtime, test_flip: bool) -> torch.Tensor:
     """Class probabilities (B, C) of a test batch, pyskl's multi-clip test: softmax per clip view (and
     flipped view), then the mean over the views."""
     kp = batch["keypoint"].to(rt.device)  # (B, S, M, T, V, 2); joint coordinates (B, S, M, T, V, 3)
     b = kp.shape[0]
     score = batch["keypoint_score"].to(rt.device).flatten(0, 1) if "keypoint_score" in batch else None
-    x = model_input(kp.flatten(0, 1), score, cfg, layout, double=test_flip, test=True)  # (B*S*D, ...)
+    x = model_input(kp.flatten(0, 1), score, cfg, double=test_flip, test=True)  # (B*S*D, ...)
     with rt.autocast():
         logits = model(x).float()
     return logits.softmax(-1).view(b, -1, logits.shape[-1]).mean(1)  # (B, C)
@@ -31,7 +30,7 @@ def batch_probs(model, batch: dict, cfg: RunConfig, layout: Layout, rt: Runtime,
 
 @torch.no_grad()
 def predict_probs(
-    model: torch.nn.Module, loader: DataLoader, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool
+    model: torch.nn.Module, loader: DataLoader, cfg: RunConfig, rt: Runtime, test_flip: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Class probabilities of every clip of the loader (this rank's share).
 
@@ -40,7 +39,7 @@ def predict_probs(
     model.eval()
     indices, labels, probs = [], [], []
     for batch in loader:
-        probs.append(batch_probs(model, batch, cfg, layout, rt, test_flip).cpu())  # (B, C)
+        probs.append(batch_probs(model, batch, cfg, rt, test_flip).cpu())  # (B, C)
         indices.append(batch["index"])
         labels.append(batch["label"])
     if not probs:
@@ -58,9 +57,9 @@ def accuracy(labels: np.ndarray, probs: np.ndarray, rt: Runtime) -> dict:
     return {"top1": correct1 / max(total, 1), "top5": correct5 / max(total, 1), "clips": int(total)}
 
 
-def evaluate(model, loader: DataLoader, cfg: RunConfig, layout: Layout, rt: Runtime, test_flip: bool) -> dict:
+def evaluate(model, loader: DataLoader, cfg: RunConfig, rt: Runtime, test_flip: bool) -> dict:
     """Top-1 / top-5 over the loader with multi-clip testing."""
-    _, labels, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
+    _, labels, probs = predict_probs(model, loader, cfg, rt, test_flip)
     return accuracy(labels, probs, rt)
 
 
@@ -87,7 +86,6 @@ def robustness_sweep(
     store: KeypointStore,
     test_idx: np.ndarray,
     cfg: RunConfig,
-    layout: Layout,
     ev: EvalConfig,
     rt: Runtime,
     logger: RunLogger,
@@ -102,8 +100,8 @@ def robustness_sweep(
     rows = []
     for family, level, severity, in_suite in sweep_points(ev):
         corruption = ("jitter", 0.0) if family == "clean" else (family, severity)
-        loader = eval_loader(store, test_idx, cfg, layout, ev, rt, corruption)
-        indices, labels, probs = predict_probs(model, loader, cfg, layout, rt, ev.test_flip)
+        loader = eval_loader(store, test_idx, cfg, ev, rt, corruption)
+        indices, labels, probs = predict_probs(model, loader, cfg, rt, ev.test_flip)
         res = accuracy(labels, probs, rt)
         if probs_out is not None:
             probs_out.append((indices, labels, probs))

@@ -11,15 +11,18 @@ CE on the clean view is plain training; on the corrupted view it is noise augmen
 together (their mean); the consistency terms (losses/consistency.py) are the baselines that TCL's
 contrastive terms are measured against.
 
-A step's batch is a concatenation of views along dim 0, in the order the epoch's plan names them:
+A step's batch is a concatenation of views along dim 0, in the order the epoch's plan names them (`VIEWS`,
+the one definition of a step's layout: which loader a view's clips come from and whether they are the
+corrupted copy):
 
     'labelled'          labelled clips, clean                        -> cross-entropy
     'labelled_noisy'    the same clips, corrupted (when --percentage 0, the contrastive pair)
     'unlabelled'        unlabelled clips, clean                      -> contrastive / pseudo-label
     'unlabelled_noisy'  the same clips, corrupted
 
-`plan_epoch` decides the views once per epoch; `objective` is a pure function of the logits of those
-views, the labels and a frozen `LossConfig`, and returns the loss and its named terms.
+`plan_epoch` decides the views once per epoch; `EpochPlan.inputs` picks them out of the loaders' batches and
+`EpochPlan.split` cuts the logits back into them; `objective` is a pure function of the logits of those views,
+the labels and a frozen `LossConfig`, and returns the loss (assembled there, and only there) and its named terms.
 """
 
 from __future__ import annotations
@@ -29,10 +32,32 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses import CONSISTENCY, group_contrastive_loss, instance_contrastive_loss, pseudo_label_loss, total_loss
+from datasets.pipeline.clips import NOISY_PREFIX
+from losses import CONSISTENCY, group_contrastive_loss, instance_contrastive_loss, pseudo_label_loss
 
 STAGES = ("supervised", "contrastive", "finetune")  # 'contrastive': the terms that compare two views are on
 CE_VIEWS = {"clean": ("labelled",), "noisy": ("labelled_noisy",), "both": ("labelled", "labelled_noisy")}
+
+
+@dataclass(frozen=True)
+class View:
+    """One view of a step's batch: the loader its clips come from ('labelled' or 'unlabelled') and whether
+    it is the corrupted copy (the item's arrays under the key prefix NOISY_PREFIX, datasets/pipeline/clips.py)."""
+
+    loader: str
+    noisy: bool
+
+    @property
+    def prefix(self) -> str:
+        return NOISY_PREFIX if self.noisy else ""
+
+
+VIEWS = {
+    "labelled": View("labelled", noisy=False),
+    "labelled_noisy": View("labelled", noisy=True),
+    "unlabelled": View("unlabelled", noisy=False),
+    "unlabelled_noisy": View("unlabelled", noisy=True),
+}
 
 
 @dataclass(frozen=True)
@@ -84,17 +109,22 @@ class EpochPlan:
 
     @property
     def uses_unlabelled(self) -> bool:
-        return "unlabelled" in self.views
+        return any(VIEWS[v].loader == "unlabelled" for v in self.views)
+
+    def inputs(self, batches: dict[str, dict]) -> list[tuple[dict, str]]:
+        """The views of a step, in order: (the collated batch of its loader, the key prefix of its arrays).
+        batches: {'labelled': batch, 'unlabelled': batch (when the plan uses it)}."""
+        return [(batches[VIEWS[v].loader], VIEWS[v].prefix) for v in self.views]
 
     def split(self, logits: Tensor, n_labelled: int) -> dict[str, Tensor]:
         """The logits (N, C) of a step, cut back into its views: labelled views hold n_labelled rows,
         the unlabelled views share the rest equally."""
-        n_lab = sum(v.startswith("labelled") for v in self.views)
+        n_lab = sum(VIEWS[v].loader == "labelled" for v in self.views)
         n_ul = len(self.views) - n_lab
         per_ul = (logits.shape[0] - n_lab * n_labelled) // max(n_ul, 1)
         out, start = {}, 0
         for view in self.views:
-            n = n_labelled if view.startswith("labelled") else per_ul
+            n = n_labelled if VIEWS[view].loader == "labelled" else per_ul
             out[view] = logits[start : start + n]
             start += n
         return out
@@ -161,17 +191,10 @@ def objective(
             if cfg.consistency != "none":
                 terms["consistency"] = CONSISTENCY[cfg.consistency](clean, noisy)
     w = term_weights(cfg, ramp)
-    loss = total_loss(
-        terms["ce"],
-        terms.get("instance"),
-        terms.get("group"),
-        terms.get("pseudo"),
-        gamma=w["instance"],
-        gamma2=w["group"],
-        gamma_finetune=w["pseudo"],
-    )
-    if "consistency" in terms:
-        loss = loss + w["consistency"] * terms["consistency"]
+    loss = terms["ce"]
+    for name in ("instance", "group", "pseudo", "consistency"):  # TCL's sum, in its order
+        if name in terms:
+            loss = loss + w[name] * terms[name]
     if cfg.weighting == "mean":
         loss = loss / sum(w[name] for name in terms)
     return loss, terms

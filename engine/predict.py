@@ -17,7 +17,6 @@ import numpy as np
 from datasets.pipeline.clips import JOINTS
 from datasets.sources.inputs import InputError, pack_unlabelled, read_input
 from datasets.store.label_maps import class_names
-from datasets.store.layouts import get_layout
 from engine.checkpoint import check_fits, check_layout, load_run_model
 from engine.data import eval_dataset, make_loader
 from engine.evaluate import predict_probs
@@ -57,7 +56,6 @@ def run_predict(opts: PredictOptions) -> dict:
         raise InputError(str(e)) from e
     model, cfg, ckpt = load_run_model(opts.checkpoint, rt.device, opts.trust_checkpoint)
     trained = dict(ckpt.get("args") or {})
-    layout = get_layout(cfg.layout, cfg.layout_def)
     num_clips = opts.num_clips if opts.num_clips is not None else int(trained.get("num_clips", 1))
     test_flip = opts.test_flip if opts.test_flip is not None else bool(trained.get("test_flip", False))
     if test_flip and cfg.reads == JOINTS:
@@ -71,13 +69,13 @@ def run_predict(opts: PredictOptions) -> dict:
     # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres.
     annotations, declared = read_input(opts.input, skeleton_2d=cfg.coord_dim == 2)
     store, labels = pack_unlabelled(annotations, source, declared)
-    check_fits(store, cfg, layout, source)
+    check_fits(store, cfg, source)
     check_layout(store.layout, cfg, source)  # of equal joint counts, a declared other layout is another order
     # The training run's seed, so that the clips are sampled exactly as its evaluation sampled them.
     seed = int(trained.get("seed", 0))
-    dataset = eval_dataset(store, np.arange(len(store)), cfg, layout, num_clips, seed)
+    dataset = eval_dataset(store, np.arange(len(store)), cfg, num_clips, seed)
     loader = make_loader(dataset, opts.batch_size, rt, seed, False, opts.workers)
-    indices, _, probs = predict_probs(model, loader, cfg, layout, rt, test_flip)
+    indices, _, probs = predict_probs(model, loader, cfg, rt, test_flip)
 
     # The run's label map: the training file's own 'classes', or NTU's names for a custom file of NTU clips;
     # other runs: the dataset's names.

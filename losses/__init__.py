@@ -1,5 +1,5 @@
-"""Losses: TCL's instance/group contrastive losses, pseudo-label loss and their weighted sum; consistency
-baselines (Jensen-Shannon, KL)."""
+"""Losses: TCL's instance/group contrastive losses and pseudo-label loss; consistency baselines (Jensen-Shannon,
+KL). Their weighted sum, the training loss, is assembled in one place: engine/objective.objective."""
 
 from losses.consistency import CONSISTENCY, js_consistency, kl_consistency
 from losses.contrastive import (
@@ -9,7 +9,6 @@ from losses.contrastive import (
     pseudo_label_loss,
     pseudo_labels,
     shared_groups,
-    total_loss,
 )
 
 __all__ = [
@@ -22,5 +21,4 @@ __all__ = [
     "pseudo_label_loss",
     "pseudo_labels",
     "shared_groups",
-    "total_loss",
 ]

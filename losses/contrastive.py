@@ -27,7 +27,6 @@ __all__ = [
     "pseudo_label_loss",
     "pseudo_labels",
     "shared_groups",
-    "total_loss",
 ]
 
 
@@ -229,42 +228,3 @@ def pseudo_label_loss(logits_weak: Tensor, logits_strong: Tensor, threshold: flo
     mask = (confidence >= threshold).to(logits_strong.dtype)  # (N,)
     per_sample = F.cross_entropy(logits_strong, labels, reduction="none")  # (N,)
     return (per_sample * mask).sum() / max(logits_strong.shape[0], 1)
-
-
-def total_loss(
-    ce: Tensor,
-    instance: Tensor | None,
-    group: Tensor | None,
-    pseudo: Tensor | None = None,
-    *,
-    gamma: float,
-    gamma2: float,
-    gamma_finetune: float | None = None,
-) -> Tensor:
-    """TCL's training objective: ``ce + gamma * instance + gamma2 * group (+ gamma_finetune * pseudo)``.
-
-    The weights have no defaults here on purpose: the CLI owns them, and a second set of defaults in the
-    library would drift from it.
-
-    Args:
-        ce: scalar cross-entropy on the labelled samples.
-        instance: scalar instance contrastive loss, or None when not computed (this stage or flags).
-        group: scalar group contrastive loss, or None when not computed.
-        pseudo: scalar pseudo-label loss, only in the fine-tuning stage.
-        gamma: weight of the instance loss.
-        gamma2: weight of the group loss.
-        gamma_finetune: weight of the pseudo-label loss; required when ``pseudo`` is given.
-
-    Returns:
-        Scalar loss tensor.
-    """
-    loss = ce
-    if instance is not None:
-        loss = loss + gamma * instance
-    if group is not None:
-        loss = loss + gamma2 * group
-    if pseudo is not None:
-        if gamma_finetune is None:
-            raise ValueError("total_loss: a pseudo-label loss was given without gamma_finetune")
-        loss = loss + gamma_finetune * pseudo
-    return loss

@@ -40,17 +40,16 @@ def _entropy(logits: torch.Tensor) -> float:
 
 
 def instrument(every: int) -> tuple[list[dict], dict]:
-    """Wrap main's model builder (to see the model) and the objective of engine.train (to see each step).
+    """Wrap engine.train's step (to see the model being trained) and its objective (to see each step).
     Returns the list the records go to and the state holding the model."""
     records: list[dict] = []
     state = {"model": None, "calls": 0}
-    build = main_module.build_model_for_training
+    step = engine.train.train_step
     objective = engine.train.objective
 
-    def build_and_keep(*a, **k):
-        model, train_model = build(*a, **k)
-        state["model"] = train_model
-        return model, train_model
+    def step_and_keep(tr, *a, **k):
+        state["model"] = tr.model
+        return step(tr, *a, **k)
 
     def observed(logits: dict, labels: torch.Tensor, stage: str, cfg, ramp: float = 1.0) -> tuple:
         loss, terms = objective(logits, labels, stage, cfg, ramp)
@@ -88,7 +87,7 @@ def instrument(every: int) -> tuple[list[dict], dict]:
         records.append(row)
         return loss, terms
 
-    main_module.build_model_for_training = build_and_keep
+    engine.train.train_step = step_and_keep
     engine.train.objective = observed
     return records, state
 

@@ -27,10 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.evaluate import summarize  # noqa: E402
+from engine.report import SWEEP_PROBS, TEST_PROBS  # noqa: E402
 from utils.errors import UserError, exit_on_user_error  # noqa: E402
-
-PROBS_FILE = "test_probs.npz"
-SWEEP_FILE = "sweep_probs.npz"
 
 
 def read_npz(path: str | Path, default_name: str, keys: tuple[str, ...]) -> tuple[Path, dict]:
@@ -48,7 +46,7 @@ def read_npz(path: str | Path, default_name: str, keys: tuple[str, ...]) -> tupl
 
 def load_probs(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(names (N,) str, labels (N,) int64, probs (N, C) float64) of a run directory or a test_probs.npz."""
-    file, z = read_npz(path, PROBS_FILE, ("names", "labels", "probs"))
+    file, z = read_npz(path, TEST_PROBS, ("names", "labels", "probs"))
     names, labels, probs = z["names"].astype(str), z["labels"].astype(np.int64), z["probs"].astype(np.float64)
     if probs.ndim != 2 or len(names) != len(probs) or len(labels) != len(probs):
         raise UserError(f"{file}: names, labels and probs (N, C) do not match in length")
@@ -93,7 +91,7 @@ def fuse(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], weights: list[fl
 def load_sweep(path: str | Path) -> dict:
     """A run's sweep_probs.npz (main.py --save_test_probs): names, labels, probs (P, N, C) and the P rows'
     family, severity and suite flags."""
-    file, out = read_npz(path, SWEEP_FILE, ("names", "labels", "probs", "family", "severity", "suite"))
+    file, out = read_npz(path, SWEEP_PROBS, ("names", "labels", "probs", "family", "severity", "suite"))
     out["names"], out["family"] = out["names"].astype(str), out["family"].astype(str)
     if out["probs"].ndim != 3 or out["probs"].shape[:2] != (len(out["family"]), len(out["names"])):
         raise UserError(f"{file}: probs is not (rows, clips, classes) of its rows and clips")
@@ -136,12 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fuse.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("runs", nargs="+", metavar="RUN", help=f"run directory with {PROBS_FILE}, or such a file")
+    p.add_argument("runs", nargs="+", metavar="RUN", help=f"run directory with {TEST_PROBS}, or such a file")
     p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per run (default: all 1)")
     p.add_argument(
         "--sweep",
         action="store_true",
-        help=f"fuse every row of the runs' robustness sweeps ({SWEEP_FILE}): clean top-1, mCA and each family",
+        help=f"fuse every row of the runs' robustness sweeps ({SWEEP_PROBS}): clean top-1, mCA and each family",
     )
     return p
 

@@ -104,10 +104,10 @@ def test_resume_matches_uninterrupted_run(tmp_path, ann_file, monkeypatch):
 
     real = engine.train.train_one_epoch
 
-    def crash_at_epoch_2(tr, plan, loaders, epoch, steps):
-        if epoch == 2:
+    def crash_at_epoch_2(tr, plan, loaders, pos, *rest):
+        if pos.epoch == 2:
             raise KeyboardInterrupt
-        return real(tr, plan, loaders, epoch, steps)
+        return real(tr, plan, loaders, pos, *rest)
 
     monkeypatch.setattr(engine.train, "train_one_epoch", crash_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
@@ -217,15 +217,15 @@ def test_seed_command_lines_run(tmp_path, ann_file, model, capsys):
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, ann_file, monkeypatch, capsys):
     args = base(tmp_path, ann_file, "nan", "--input_f", "Skeleton", "--epochs", "3", *TINY_POSE)
-    real = engine.objective.total_loss
+    real = engine.train.objective
     calls = {"n": 0}
 
     def poisoned(*a, **k):
         calls["n"] += 1
-        loss = real(*a, **k)
-        return loss * float("nan") if calls["n"] > 2 else loss  # the first epoch (2 steps) is fine
+        loss, terms = real(*a, **k)
+        return (loss * float("nan") if calls["n"] > 2 else loss), terms  # the first epoch (2 steps) is fine
 
-    monkeypatch.setattr(engine.objective, "total_loss", poisoned)
+    monkeypatch.setattr(engine.train, "objective", poisoned)
     with pytest.raises(SystemExit) as e:
         cli.main(args)
     msg = error_line(capsys, e)
@@ -315,8 +315,6 @@ def test_3d_clips_train_motionbert(tmp_path):
 def test_step_input_renders_views_into_one_reused_volume(fmt):
     """The training input of a step is its views rendered one after another, as concatenating each
     view's `model_input`; heatmap and limb volumes go into one buffer that the next step reuses."""
-    from datasets.store.layouts import COCO17
-
     cfg = RunConfig(
         model_name="poseconv3d", model_cfg={}, reads="volume", input_format=fmt, input_size=16, clip_len=4,
         max_persons=2, layout="coco17", num_classes=3,
@@ -333,8 +331,8 @@ def test_step_input_renders_views_into_one_reused_volume(fmt):
     for n in (3, 3, 2):  # a full batch, the next one, the last and smaller one
         lab = batch(n)
         views = [(lab, ""), (lab, "noisy_")]
-        x = step_input(views, cfg, COCO17, rt, buffers)
-        ref = torch.cat([model_input(b[p + "keypoint"][:, 0], b[p + "keypoint_score"][:, 0], cfg, COCO17)
+        x = step_input(views, cfg, rt, buffers)
+        ref = torch.cat([model_input(b[p + "keypoint"][:, 0], b[p + "keypoint_score"][:, 0], cfg)
                          for b, p in views])  # fmt: skip
         assert torch.equal(x, ref) and x.shape[0] == 2 * n
         ptrs.append(x.data_ptr())
@@ -359,10 +357,10 @@ def test_out_of_memory_is_one_line_and_the_run_resumes(tmp_path, ann_file, monke
     args = base(tmp_path, ann_file, "oom", "--input_f", "Skeleton", *TINY_POSE)
     real = engine.train.train_one_epoch
 
-    def run_out_at_epoch_1(tr, plan, loaders, epoch, steps):
-        if epoch == 1:
+    def run_out_at_epoch_1(tr, plan, loaders, pos, *rest):
+        if pos.epoch == 1:
             raise error
-        return real(tr, plan, loaders, epoch, steps)
+        return real(tr, plan, loaders, pos, *rest)
 
     monkeypatch.setattr(engine.train, "train_one_epoch", run_out_at_epoch_1)
     with pytest.raises(SystemExit) as e:

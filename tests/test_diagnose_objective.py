@@ -16,9 +16,9 @@ import diagnose_objective  # noqa: E402
 
 @pytest.fixture
 def restore_patches():
-    build, objective = cli.build_model_for_training, engine.train.objective
+    step, objective = engine.train.train_step, engine.train.objective
     yield
-    cli.build_model_for_training, engine.train.objective = build, objective
+    engine.train.train_step, engine.train.objective = step, objective
 
 
 def test_records_terms_and_leaves_training_untouched(tmp_path, ann_file, restore_patches):  # noqa: F811

@@ -15,7 +15,6 @@ from losses import (
     pseudo_label_loss,
     pseudo_labels,
     shared_groups,
-    total_loss,
 )
 
 TCL = Path(__file__).resolve().parent / "fixtures" / "tcl"
@@ -193,15 +192,6 @@ def test_pseudo_label_loss_hand_computed(dtype: torch.dtype) -> None:
     torch.testing.assert_close(strong.grad[0], torch.tensor([-0.5, 0.5], dtype=dtype) / 3)
     torch.testing.assert_close(strong.grad[2], torch.tensor([0.75, -0.75], dtype=dtype) / 3)
     assert pseudo_label_loss(weak, strong, 0.99).item() == 0.0
-
-
-def test_total_loss() -> None:
-    ce, instance, group, pseudo = (torch.tensor(v) for v in (1.0, 2.0, 3.0, 4.0))
-    assert total_loss(ce, instance, group, gamma=0.5, gamma2=0.25).item() == pytest.approx(2.75)
-    value = total_loss(ce, instance, group, pseudo, gamma=0.5, gamma2=0.25, gamma_finetune=2.0)
-    assert value.item() == pytest.approx(10.75)
-    with pytest.raises(ValueError, match="gamma_finetune"):
-        total_loss(ce, instance, group, pseudo, gamma=0.5, gamma2=0.25)
 
 
 def test_consistency_losses_on_a_hand_computed_case():

@@ -119,7 +119,7 @@ def test_motionbert_inputs_3d_all_channels_2d_keeps_the_score():
     cfg = RunConfig(model_name="motionbert", model_cfg={}, reads="joints", input_format="Skeleton",
                     clip_len=6, input_size=56, max_persons=2, layout="kinect20", num_classes=3, coord_dim=3,
                     stream="bone")  # fmt: skip
-    torch.testing.assert_close(model_input(x, None, cfg, KINECT20), out)
+    torch.testing.assert_close(model_input(x, None, cfg), out)
 
 
 def test_a_stream_needs_a_coordinate_input(capsys):
