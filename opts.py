@@ -466,15 +466,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace, err) -> None:
     """Reject flag values and combinations that cannot work: err(message) stops with one line (exit 2)."""
+    check_ranges(args, err)
     spec = model_spec(MODEL_TYPES[args.model_type])
     if args.dataset == "custom" and not args.ann_file:
         err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
-    if not 0.0 <= args.val_fraction < 1.0:
-        err(f"--val_fraction must be in [0, 1), got {args.val_fraction}")
-    if not 0.0 <= args.percentage < 1.0:
-        err(f"--percentage is the unlabelled fraction and must be in [0, 1), got {args.percentage}")
-    if args.noise_alpha < 0 or any(a < 0 for a in args.eval_alphas):
-        err("--noise_alpha and --eval_alphas must be >= 0")
     if spec.reads == "joints" and args.input_f != "Skeleton":
         err(f"{args.model_type} takes joint coordinates: use --input_f Skeleton, not {args.input_f}")
     if spec.reads == "joints" and args.test_flip:
@@ -491,8 +486,6 @@ def check_args(args: argparse.Namespace, err) -> None:
         err("--threshold must be in (0, 1]")
     if args.use_finetuning and args.percentage == 0:
         err("--use_finetuning pseudo-labels the unlabelled clips: set --percentage > 0")
-    if args.lr_batch < 0:
-        err("--lr_batch is a number of clips (0: learning rates used as given)")
     starts_from = args.pretrained or args.tune_from or args.evaluate  # fine-tuning's starting point, or none needed
     if args.recipe and RECIPES[args.recipe].needs_pretrained and args.dataset != "synthetic" and not starts_from:
         err(f"recipe {args.recipe} fine-tunes a pretrained backbone: pass --pretrained FILE (MotionBERT's checkpoint)")
@@ -500,6 +493,33 @@ def check_args(args: argparse.Namespace, err) -> None:
         err("--evaluate and --resume exclude each other")
     if args.amp == "fp16" and args.device == "cpu":
         err("--amp fp16 needs CUDA; use --amp bf16 or none on the CPU")
+    if args.stream != "joint" and spec.reads != "joints" and args.input_f != "Skeleton":
+        err(f"--stream {args.stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT)")
+    for flag in ("train_corruptions", "eval_corruptions"):
+        specs = getattr(args, flag)
+        if specs is not None and specs != ["none"]:
+            try:
+                parse_corruptions(specs)
+            except ValueError as e:
+                err(f"--{flag}: {e}")
+    keys = [k for k, _ in args.model_cfg]
+    if len(set(keys)) != len(keys):
+        err("--model_cfg names a key twice")
+    bad = [k for k in keys if k not in spec.kwargs()]
+    if bad:
+        err(f"--model_cfg {bad[0]} is not an argument of {args.model_type}; valid: {', '.join(spec.kwargs())}")
+
+
+def check_ranges(args: argparse.Namespace, err) -> None:
+    """Reject numeric flags outside their meaningful range: err(message) stops with one line (exit 2)."""
+    if not 0.0 <= args.val_fraction < 1.0:
+        err(f"--val_fraction must be in [0, 1), got {args.val_fraction}")
+    if not 0.0 <= args.percentage < 1.0:
+        err(f"--percentage is the unlabelled fraction and must be in [0, 1), got {args.percentage}")
+    if args.noise_alpha < 0 or any(a < 0 for a in args.eval_alphas):
+        err("--noise_alpha and --eval_alphas must be >= 0")
+    if args.lr_batch < 0:
+        err("--lr_batch is a number of clips (0: learning rates used as given)")
     for name in ("batch_size", "valbatchsize", "epochs", "mu", "num_clips", "input_size", "max_persons"):
         if getattr(args, name) < 1:
             err(f"--{name} must be >= 1")
@@ -515,27 +535,12 @@ def check_args(args: argparse.Namespace, err) -> None:
         err(f"--aug_scale and --aug_shear must be in [0, 1), got {args.aug_scale} and {args.aug_shear}")
     if not 0 < args.aug_temporal_crop <= 1:
         err(f"--aug_temporal_crop is the smallest fraction of frames kept, in (0, 1], got {args.aug_temporal_crop}")
-    if args.stream != "joint" and spec.reads != "joints" and args.input_f != "Skeleton":
-        err(f"--stream {args.stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT)")
     if args.test_input_size is not None and args.test_input_size < 1:
         err("--test_input_size must be >= 1")
     if args.clip_len is not None and args.clip_len < 1:
         err("--clip_len must be >= 1")
     if args.in_channels is not None and args.in_channels < 1:
         err("--in_channels must be >= 1")
-    for flag in ("train_corruptions", "eval_corruptions"):
-        specs = getattr(args, flag)
-        if specs is not None and specs != ["none"]:
-            try:
-                parse_corruptions(specs)
-            except ValueError as e:
-                err(f"--{flag}: {e}")
-    keys = [k for k, _ in args.model_cfg]
-    if len(set(keys)) != len(keys):
-        err("--model_cfg names a key twice")
-    bad = [k for k in keys if k not in spec.kwargs()]
-    if bad:
-        err(f"--model_cfg {bad[0]} is not an argument of {args.model_type}; valid: {', '.join(spec.kwargs())}")
 
 
 def given_flags(argv: list[str] | None) -> set[str]:

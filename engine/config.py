@@ -18,7 +18,7 @@ from datasets.pipeline.augment import AugmentConfig
 from datasets.pipeline.clips import JOINTS, READS
 from datasets.pipeline.motionbert_prep import JOINT_ORDERS
 from datasets.store.layouts import Layout, definition, get_layout
-from models import model_spec
+from models import ModelSpec, model_spec
 from utils.errors import UserError
 
 
@@ -110,18 +110,7 @@ def resolve_run_config(
     fmt = "Heatmap" if input_format == "NCTHW_Heatmap" else input_format
     if num_joints != layout.num_joints:
         raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
-    if stream not in STREAMS:
-        raise UserError(f"unknown --stream {stream!r}; choose one of {', '.join(STREAMS)}")
-    if stream != "joint" and spec.reads != JOINTS and fmt != "Skeleton":
-        raise UserError(
-            f"--stream {stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT), not {fmt} volumes"
-        )
-    if spec.reads == JOINTS and coord_dim == 2 and layout.name not in JOINT_ORDERS:
-        raise UserError(
-            f"{model_name} reads 2D keypoints in coco17 (mapped to its H36M order) or h36m17 (its own order), "
-            f"not {layout.name}: convert the keypoints to one of them, give 3D keypoints (any layout), or train "
-            "--model_type poseconv"
-        )
+    _check_input(spec, fmt, stream, coord_dim, layout)
     if spec.reads == "volume":
         needed = input_channels(fmt, max_persons, layout)
         if in_channels is not None and in_channels != needed:
@@ -133,19 +122,12 @@ def resolve_run_config(
     else:
         cfg = {"num_classes": num_classes, "dropout": dropout, "num_joints": layout.num_joints}
     cfg.update(model_kwargs or {})
-    if spec.clip_len_arg is not None:  # the model reads exactly this many frames
-        clip_len = cfg.get(spec.clip_len_arg, spec.default(spec.clip_len_arg))
-    clip_len = clip_len or spec.clip_len
-    if spec.max_clip_len_arg is not None:
-        limit = cfg.get(spec.max_clip_len_arg, spec.default(spec.max_clip_len_arg))
-        if clip_len > limit:
-            raise UserError(f"--clip_len {clip_len} exceeds {model_name}'s {spec.max_clip_len_arg} {limit}")
     return RunConfig(
         model_name=model_name,
         model_cfg=cfg,
         reads=spec.reads,
         input_format=fmt,
-        clip_len=clip_len,
+        clip_len=_clip_len(spec, cfg, clip_len),
         input_size=input_size,
         test_input_size=test_input_size,
         max_persons=max_persons,
@@ -157,6 +139,35 @@ def resolve_run_config(
         stream=stream,
     )
 
+
+
+def _check_input(spec: ModelSpec, fmt: str, stream: str, coord_dim: int, layout: Layout) -> None:
+    """The input format, stream and keypoints must be ones the backbone `spec` reads. Raises UserError."""
+    if stream not in STREAMS:
+        raise UserError(f"unknown --stream {stream!r}; choose one of {', '.join(STREAMS)}")
+    if stream != "joint" and spec.reads != JOINTS and fmt != "Skeleton":
+        raise UserError(
+            f"--stream {stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT), not {fmt} volumes"
+        )
+    if spec.reads == JOINTS and coord_dim == 2 and layout.name not in JOINT_ORDERS:
+        raise UserError(
+            f"{spec.name} reads 2D keypoints in coco17 (mapped to its H36M order) or h36m17 (its own order), "
+            f"not {layout.name}: convert the keypoints to one of them, give 3D keypoints (any layout), or train "
+            "--model_type poseconv"
+        )
+
+
+def _clip_len(spec: ModelSpec, model_cfg: dict, clip_len: int | None) -> int:
+    """Frames per clip: the one the model's constructor fixes (`clip_len_arg`), else `clip_len`, else the
+    backbone's default; within the bound its constructor sets (`max_clip_len_arg`). Raises UserError."""
+    if spec.clip_len_arg is not None:  # the model reads exactly this many frames
+        clip_len = model_cfg.get(spec.clip_len_arg, spec.default(spec.clip_len_arg))
+    clip_len = clip_len or spec.clip_len
+    if spec.max_clip_len_arg is not None:
+        limit = model_cfg.get(spec.max_clip_len_arg, spec.default(spec.max_clip_len_arg))
+        if clip_len > limit:
+            raise UserError(f"--clip_len {clip_len} exceeds {spec.name}'s {spec.max_clip_len_arg} {limit}")
+    return clip_len
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -1,6 +1,7 @@
 """--threads and the `auto` rule of utils/threads.py."""
 
 import argparse
+import pickle
 
 import pytest
 import torch
@@ -73,14 +74,18 @@ def test_auto_reads_affinity_load_and_local_world_size(monkeypatch):
     assert "auto: 12 cores / 2 processes, 2 data workers, load average 1.2" in note
 
 
-def test_the_flag_reaches_torch_and_the_start_up_notes():
+def test_the_flag_reaches_torch_and_the_start_up_notes(tmp_path, capsys):
     import main
-    from opts import parse_args
+    from datasets.sources.synthetic import make_synthetic
 
-    argv = ["synthetic", "--threads", "2", "--device", "cpu"]
-    _, notes = main.runtime(parse_args(argv), argv)
+    ann = tmp_path / "tiny.pkl"
+    ann.write_bytes(pickle.dumps(make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=30)))
+    main.main(["synthetic", "--ann_file", str(ann), "--run_dir", str(tmp_path), "--threads", "2", "--device", "cpu",
+               "--epochs", "1", "--max_steps", "1", "-b", "4", "-j", "0", "--clip_len", "8", "--val_fraction", "0",
+               "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)", "--eval_corruptions", "none",
+               "--eval_alphas", "0"])  # fmt: skip
     assert torch.get_num_threads() == 2
-    assert "torch computes with 2 thread(s) (--threads)" in notes
+    assert "note: torch computes with 2 thread(s) (--threads)" in capsys.readouterr().out
 
 
 def test_a_bad_thread_count_is_one_line(capsys):
