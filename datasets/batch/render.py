@@ -354,6 +354,33 @@ def _draw_limb_windows(flat: Tensor, shapes: list, counts: list[int], row: Tenso
                     flat.scatter_reduce_(0, index, patch.view(-1), "amax")
 
 
+def _limb_planes(rows: Tensor, strides: Sequence[int], grid: tuple[int, int, int, int]) -> Tensor:
+    """Storage offset of the output plane of every row, (R,) int64.
+
+    rows: (R,) indices into the flattened grid of shape `grid` = (N, L, T, M) (`_limb_rows`), whose M
+    persons of one plane share its offset; strides: element strides of the volume (N, L, T, H, W).
+    """
+    n, num_limbs, t, m = grid
+    s_n, s_c, s_t = strides[:3]
+    arange = partial(torch.arange, device=rows.device)
+    plane = (arange(n)[:, None, None] * s_n + arange(num_limbs)[:, None] * s_c + arange(t) * s_t).view(-1, 1)
+    return plane.expand(-1, m).reshape(-1).index_select(0, rows)  # (N*L*T, 1) -> (N*L*T*M,) -> (R,)
+
+
+def _limb_window_shapes(long: Tensor, short: Tensor, size: tuple[int, int]) -> tuple[np.ndarray, Tensor]:
+    """Window shapes for this batch's limb boxes, from the histogram of their shapes (one host sync).
+
+    long, short: (R,) float32 whole-pixel sides of every row's box (u1 - u0, v1 - v0); size: (H, W).
+    Returns the shapes (S, 2) int64 (long, short sides; `_window_shapes`) and the index (R,) int64 of
+    the smallest one that covers each row's box.
+    """
+    sides = min(size) + 1  # a short side is <= min(h, w)
+    cell = (long * sides + short).long()  # (R,)
+    hist = torch.bincount(cell).cpu().numpy()
+    shapes, table = _window_shapes(np.pad(hist, (0, -len(hist) % sides)).reshape(-1, sides), _BUCKET_COST)
+    return shapes, torch.from_numpy(table.reshape(-1)).to(long.device).index_select(0, cell)  # (S, 2), (R,)
+
+
 def _render_limbs(
     flat: Tensor,
     strides: Sequence[int],
@@ -387,11 +414,8 @@ def _render_limbs(
         return
     rows, (sx, sy, ex, ey, d2_ab, peak, x0, x1, y0, y1) = limb_rows
     n, m, t = kp.shape[:3]
-    dev = kp.device
-    s_n, s_c, s_t, s_h, s_w = strides
-    arange = partial(torch.arange, device=dev)
-    plane = (arange(n)[:, None, None] * s_n + arange(len(limbs))[:, None] * s_c + arange(t) * s_t).view(-1, 1)
-    plane = plane.expand(-1, m).reshape(-1).index_select(0, rows)  # (R,) offset of each row's plane
+    s_h, s_w = strides[3:]
+    plane = _limb_planes(rows, strides, (n, len(limbs), t, m))  # (R,) offset of each row's plane
 
     crowded = _crowded(plane, x0, x1, y0, y1, m)
 
@@ -399,12 +423,7 @@ def _render_limbs(
     # and selections are lerp()s (see `_limb_rows`).
     wide = (x1 - x0 > y1 - y0).float()  # 1: u = x, v = y; 0: u = y, v = x
     u0, u1, v0, v1 = torch.lerp(torch.stack([y0, y1, x0, x1]), torch.stack([x0, x1, y0, y1]), wide)
-    # Window shapes from the histogram of box shapes (one host sync).
-    sides = min(size) + 1  # a short side is <= min(h, w)
-    cell = ((u1 - u0) * sides + (v1 - v0)).long()  # (R,)
-    hist = torch.bincount(cell).cpu().numpy()
-    shapes, table = _window_shapes(np.pad(hist, (0, -len(hist) % sides)).reshape(-1, sides), _BUCKET_COST)
-    shape = torch.from_numpy(table.reshape(-1)).to(dev).index_select(0, cell)  # (R,)
+    shapes, shape = _limb_window_shapes(u1 - u0, v1 - v0, size)
 
     # Per-row inputs of `_limb_patches` and of the window pixels, sorted by (window shape, crowded).
     key = shape * 2 + crowded
@@ -636,14 +655,7 @@ def render(
     `input_channels`.
     """
     name = _canonical(input_format)
-    if kp.dim() != 5 or kp.shape[-1] != 2:
-        raise ValueError(f"kp must be (N, M, T, V, 2) pixel x, y; got shape {tuple(kp.shape)}")
-    if kp.shape[3] != layout.num_joints:
-        raise ValueError(f"kp has {kp.shape[3]} joints but layout {layout.name} has {layout.num_joints}")
-    if out is not None and name not in ("heatmap", "limb"):
-        raise ValueError(f"out= is only supported for Heatmap and Limb, not {input_format!r}")
-    if stream != "joint" and name != "skeleton":
-        raise ValueError(f"stream {stream!r} is for coordinate inputs (Skeleton), not {input_format!r}")
+    _check_request(input_format, name, kp, layout, out, stream)
     if name == "skeleton":
         x = render_skeleton(kp, score, size, stream, layout)
         if not double:
@@ -661,6 +673,41 @@ def render(
         if limbs is None:
             return render_joint_heatmaps(kp, score, size, sigma, use_score, out=out)
         return render_limb_heatmaps(kp, score, size, limbs, sigma, use_score, out=out)
+    return _render_doubled(kp, score, size, sigma, use_score, layout, limbs, out)
+
+
+def _check_request(input_format: str, name: str, kp: Tensor, layout: Layout, out: Tensor | None, stream: str) -> None:
+    """Fail with a one-line ValueError when `render`'s arguments do not fit together.
+
+    name: the canonical format of `input_format`; kp: (N, M, T, V, 2) with V the layout's joint count;
+    out only for heatmap and limb volumes, a stream other than 'joint' only for Skeleton.
+    """
+    if kp.dim() != 5 or kp.shape[-1] != 2:
+        raise ValueError(f"kp must be (N, M, T, V, 2) pixel x, y; got shape {tuple(kp.shape)}")
+    if kp.shape[3] != layout.num_joints:
+        raise ValueError(f"kp has {kp.shape[3]} joints but layout {layout.name} has {layout.num_joints}")
+    if out is not None and name not in ("heatmap", "limb"):
+        raise ValueError(f"out= is only supported for Heatmap and Limb, not {input_format!r}")
+    if stream != "joint" and name != "skeleton":
+        raise ValueError(f"stream {stream!r} is for coordinate inputs (Skeleton), not {input_format!r}")
+
+
+def _render_doubled(
+    kp: Tensor,
+    score: Tensor,
+    size: tuple[int, int],
+    sigma: float,
+    use_score: bool,
+    layout: Layout,
+    limbs: Sequence[tuple[int, int]] | None,
+    out: Tensor | None,
+) -> Tensor:
+    """Joint (limbs None) or limb heatmaps of every sample followed by its mirror, as `render(double=True)`.
+
+    kp: (N, M, T, V, 2) pixels; score: (N, M, T, V); out: optional float32 (2N, C, T, H, W) buffer.
+    Returns (2N, C, T, H, W) float32 on kp.device: [x0, flip(x0), x1, flip(x1), ...], where the mirror
+    is the rendered volume flipped along W with the layout's left/right joints or limbs exchanged.
+    """
     kp, score = _check_inputs(kp, score)
     n, _, t, v, _ = kp.shape
     c = v if limbs is None else len(limbs)

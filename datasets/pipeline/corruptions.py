@@ -160,35 +160,26 @@ def corrupt(
     severity = check_severity(family, severity)
     keypoint, keypoint_score = np.asarray(keypoint), np.asarray(keypoint_score)
     _check_clip(keypoint, keypoint_score, img_shape, layout)
-    if family == "occlusion" and not layout.parts:
-        raise ValueError(f"occlusion hides a body part, but layout {layout.name} declares no parts")
-    if family == "swap" and not layout.left:
-        raise ValueError(f"swap exchanges left and right joints, but layout {layout.name} has no left/right pairs")
+    _check_layout_fits(family, layout)
     kp, score = keypoint.astype(np.float32), keypoint_score.astype(np.float32)  # copies
     if severity == 0:
         return kp, score
     if family == "jitter":  # the one definition of joint noise, bit for bit
         return add_joint_noise(keypoint, keypoint_score, severity, rng, img_shape=img_shape), score
     visible = visible_joints(keypoint, keypoint_score)  # (M, T, V)
-    m, t, v, c = keypoint.shape
+    m, t, v, _ = keypoint.shape
 
     if family in ("missing_joints", "outliers"):
         hit = visible & (rng.random((m, t, v)) < severity)
         if family == "missing_joints":
             kp[hit], score[hit] = 0, 0
         else:
-            g = rng.standard_normal((m, t, v, c))
-            direction = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), np.finfo(np.float64).tiny)
-            shift = OUTLIER_DISTANCE * noise_scale(keypoint, visible, img_shape) * direction  # (M, T, V, C)
+            shift = _outlier_shift(keypoint, visible, rng, img_shape)  # (M, T, V, C)
             kp[hit] = (kp[hit].astype(np.float64) + shift[hit]).astype(np.float32)
         return kp, score
 
     if family == "occlusion":
-        _, joints = layout.parts[int(rng.integers(len(layout.parts)))]
-        n = round(severity * t)
-        start = int(rng.integers(t - n + 1))
-        kp[:, start : start + n, list(joints)] = 0
-        score[:, start : start + n, list(joints)] = 0
+        _occlude(kp, score, layout, severity, rng)
         return kp, score
 
     if family == "swap":
@@ -199,21 +190,62 @@ def corrupt(
         return kp, score
 
     # Temporal families: choose the frames to keep, then take them whole.
+    keep = _kept_frames(family, severity, t, rng)
+    if keep is None:
+        return kp, score
+    return kp[:, keep], score[:, keep]
+
+
+def _check_layout_fits(family: str, layout: Layout) -> None:
+    """Fail when `family` needs what `layout` lacks: body parts for occlusion, left/right pairs for swap."""
+    if family == "occlusion" and not layout.parts:
+        raise ValueError(f"occlusion hides a body part, but layout {layout.name} declares no parts")
+    if family == "swap" and not layout.left:
+        raise ValueError(f"swap exchanges left and right joints, but layout {layout.name} has no left/right pairs")
+
+
+def _outlier_shift(
+    keypoint: np.ndarray, visible: np.ndarray, rng: np.random.Generator, img_shape: tuple[int, int] | None
+) -> np.ndarray:
+    """The outliers family's displacement of every joint, (M, T, V, C) float64: OUTLIER_DISTANCE * s in a
+    uniform direction, g / |g| with g = N(M, T, V, C) drawn from `rng`.
+
+    keypoint: (M, T, V, C) the clip; visible: (M, T, V) its visible joints, which set s in 3D.
+    """
+    g = rng.standard_normal(keypoint.shape)
+    direction = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), np.finfo(np.float64).tiny)
+    return OUTLIER_DISTANCE * noise_scale(keypoint, visible, img_shape) * direction
+
+
+def _occlude(kp: np.ndarray, score: np.ndarray, layout: Layout, severity: float, rng: np.random.Generator) -> None:
+    """The occlusion family, in place: drop part I(P) of the layout's P body parts in the n = round(f * T)
+    frames from start = I(T - n + 1), for every person. kp: (M, T, V, C) and score: (M, T, V), float32 copies."""
+    t = kp.shape[1]
+    _, joints = layout.parts[int(rng.integers(len(layout.parts)))]
+    n = round(severity * t)
+    start = int(rng.integers(t - n + 1))
+    kp[:, start : start + n, list(joints)] = 0
+    score[:, start : start + n, list(joints)] = 0
+
+
+def _kept_frames(family: str, severity: float, t: int, rng: np.random.Generator) -> np.ndarray | None:
+    """The frames a temporal family keeps out of T = t, in order, (T',) int64 with 1 <= T' <= T; None when it
+    keeps them all (frame_rate with k = 1, nothing drawn). family: frame_rate, frame_drop or block_drop."""
     if family == "frame_rate":
         k = int(severity)
         if k <= 1:
-            return kp, score
-        keep = np.arange(int(rng.integers(min(k, t))), t, k)
-    elif family == "frame_drop":
+            return None
+        return np.arange(int(rng.integers(min(k, t))), t, k)
+    if family == "frame_drop":
         u = rng.random(t)
         keep = np.flatnonzero(u >= severity)
         if keep.size == 0:
             keep = np.array([int(np.argmax(u))])
-    else:  # block_drop
-        n = min(round(severity * t), t - 1)
-        start = int(rng.integers(t - n + 1))
-        keep = np.concatenate([np.arange(start), np.arange(start + n, t)])
-    return kp[:, keep], score[:, keep]
+        return keep
+    # block_drop
+    n = min(round(severity * t), t - 1)
+    start = int(rng.integers(t - n + 1))
+    return np.concatenate([np.arange(start), np.arange(start + n, t)])
 
 
 def corruption_rng(family: str, severity: float, index: int) -> np.random.Generator:

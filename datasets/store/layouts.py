@@ -409,6 +409,32 @@ def layout_from_dict(spec: object, source: str) -> Layout:
     """
     if not isinstance(spec, dict):
         raise LayoutError(f"{source}: a layout declaration is a dict, got {type(spec).__name__}; {DECLARE_HINT}")
+    name, where = _declared_name(spec, source)
+    joints = _declared_joints(spec["joints"], where)
+    index = {j: i for i, j in enumerate(joints)}
+    pairs, limbs = _declared_pairs(spec, "pairs", index, where), _declared_pairs(spec, "limbs", index, where)
+    parts = _declared_parts(spec["parts"], index, where)
+    try:
+        layout = Layout(
+            name=name,
+            num_joints=len(joints),
+            left=tuple(a for a, _ in pairs),
+            right=tuple(b for _, b in pairs),
+            limbs=tuple(limbs),
+            parts=parts,
+            joints=joints,
+        )
+        layout.check_skeleton()
+    except LayoutError as e:  # say where the declaration comes from
+        raise LayoutError(f"{source}: {e}") from e
+    if name in LAYOUTS and LAYOUTS[name] != layout:
+        raise LayoutError(f"{where}: {name!r} is a built-in layout and this declaration differs from it; rename yours")
+    return layout
+
+
+def _declared_name(spec: dict, source: str) -> tuple[str, str]:
+    """The name of a declaration that has exactly the five entries, and the prefix of its messages
+    ('SOURCE: layout NAME'). Raises LayoutError on missing or unknown entries and on an empty name."""
     name = spec.get("name")
     where = f"{source}: layout {name!r}"
     keys = {"name", "joints", "pairs", "limbs", "parts"}
@@ -421,41 +447,48 @@ def layout_from_dict(spec: object, source: str) -> Layout:
         )
     if not isinstance(name, str) or not name:
         raise LayoutError(f"{source}: the layout's 'name' must be a non-empty string, got {name!r}")
-    joints = spec["joints"]
+    return name, where
+
+
+def _declared_joints(joints: object, where: str) -> tuple[str, ...]:
+    """The 'joints' entry -> V unique non-empty names in keypoint order; `where` prefixes messages."""
     if not isinstance(joints, (list, tuple)) or not joints or not all(isinstance(j, str) and j for j in joints):
         raise LayoutError(f"{where}: 'joints' must be a non-empty list of joint names in keypoint order")
     joints = tuple(joints)
     if len(set(joints)) != len(joints):
         dup = next(j for i, j in enumerate(joints) if j in joints[:i])
         raise LayoutError(f"{where}: joint name {dup!r} appears twice in 'joints'")
-    index = {j: i for i, j in enumerate(joints)}
+    return joints
 
-    def joint(ref: object, what: str) -> int:
-        """A joint given by name or 0-based index -> its index."""
-        if isinstance(ref, str):
-            if ref not in index:
-                raise LayoutError(f"{where}: {what} names joint {ref!r}, which is not in 'joints'")
-            return index[ref]
-        # numbers.Integral: numpy integers too, as a pickled declaration may hold them
-        if isinstance(ref, Integral) and not isinstance(ref, bool) and 0 <= ref < len(joints):
-            return int(ref)
-        raise LayoutError(
-            f"{where}: {what} has joint {ref!r}; give a name from 'joints' or an index in [0, {len(joints)})"
-        )
 
-    def pairs_of(key: str) -> list[tuple[int, int]]:
-        items = spec[key]
-        if not isinstance(items, (list, tuple)) or not items:
-            raise LayoutError(f"{where}: {key!r} must be a non-empty list of [joint, joint] pairs")
-        out = []
-        for item in items:
-            if not isinstance(item, (list, tuple)) or len(item) != 2:
-                raise LayoutError(f"{where}: each of {key!r} must be a [joint, joint] pair, got {item!r}")
-            out.append((joint(item[0], key), joint(item[1], key)))
-        return out
+def _joint_index(ref: object, what: str, index: dict[str, int], where: str) -> int:
+    """A joint given by name or 0-based index -> its index in [0, V). index: joint name -> index, for the V
+    joints; `what` names the entry in messages ('limbs', "part 'head'", ...)."""
+    if isinstance(ref, str):
+        if ref not in index:
+            raise LayoutError(f"{where}: {what} names joint {ref!r}, which is not in 'joints'")
+        return index[ref]
+    # numbers.Integral: numpy integers too, as a pickled declaration may hold them
+    if isinstance(ref, Integral) and not isinstance(ref, bool) and 0 <= ref < len(index):
+        return int(ref)
+    raise LayoutError(f"{where}: {what} has joint {ref!r}; give a name from 'joints' or an index in [0, {len(index)})")
 
-    pairs, limbs = pairs_of("pairs"), pairs_of("limbs")
-    parts = spec["parts"]
+
+def _declared_pairs(spec: dict, key: str, index: dict[str, int], where: str) -> list[tuple[int, int]]:
+    """spec[key] ('pairs' or 'limbs'), a non-empty list of [joint, joint] -> (a, b) joint indices, in order."""
+    items = spec[key]
+    if not isinstance(items, (list, tuple)) or not items:
+        raise LayoutError(f"{where}: {key!r} must be a non-empty list of [joint, joint] pairs")
+    out = []
+    for item in items:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise LayoutError(f"{where}: each of {key!r} must be a [joint, joint] pair, got {item!r}")
+        out.append((_joint_index(item[0], key, index, where), _joint_index(item[1], key, index, where)))
+    return out
+
+
+def _declared_parts(parts: object, index: dict[str, int], where: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The 'parts' entry, a non-empty dict of body part name -> joints, as `Layout.parts` (joint indices)."""
     if not isinstance(parts, dict) or not parts:
         raise LayoutError(
             f"{where}: 'parts' must be a non-empty dict of body part name -> joints (what occlusion hides)"
@@ -464,23 +497,8 @@ def layout_from_dict(spec: object, source: str) -> Layout:
     for part, members in parts.items():
         if not isinstance(members, (list, tuple)):
             raise LayoutError(f"{where}: part {part!r} must be a list of joints, got {members!r}")
-        parsed_parts.append((part, tuple(joint(m, f"part {part!r}") for m in members)))
-    try:
-        layout = Layout(
-            name=name,
-            num_joints=len(joints),
-            left=tuple(a for a, _ in pairs),
-            right=tuple(b for _, b in pairs),
-            limbs=tuple(limbs),
-            parts=tuple(parsed_parts),
-            joints=joints,
-        )
-        layout.check_skeleton()
-    except LayoutError as e:  # say where the declaration comes from
-        raise LayoutError(f"{source}: {e}") from e
-    if name in LAYOUTS and LAYOUTS[name] != layout:
-        raise LayoutError(f"{where}: {name!r} is a built-in layout and this declaration differs from it; rename yours")
-    return layout
+        parsed_parts.append((part, tuple(_joint_index(m, f"part {part!r}", index, where) for m in members)))
+    return tuple(parsed_parts)
 
 
 def read_layout_file(path: str | Path) -> Layout:
@@ -537,41 +555,15 @@ def choose_layout(
     """
     note = None
     if given is not None:
-        layout, origin = parse_layout_arg(given), f"--layout {given}"
-        declared_name = declared if isinstance(declared, str) else getattr(declared, "name", None)
-        if declared_name is not None and declared_name != layout.name:
-            raise LayoutError(
-                f"--layout {given} is {layout.name!r} but {source} declares {declared_name!r}; drop --layout, "
-                f"or convert the file"
-            )
-        if isinstance(declared, Layout) and declared != layout:
-            raise LayoutError(f"{source} declares layout {layout.name!r} differently from --layout {given}; drop one")
+        layout, origin = _given_layout(given, declared, source)
     elif isinstance(declared, Layout):
         layout, origin = declared, f"declared in {source}"
     elif declared is not None:
-        if declared not in LAYOUTS:
-            raise LayoutError(
-                f"{source} names joint layout {declared!r}, which is not built in ({', '.join(LAYOUTS)}): pass its "
-                f"declaration with --layout FILE.json, or put the dict in the file's 'layout' entry (README: Your "
-                f"own dataset)"
-            )
-        layout, origin = LAYOUTS[declared], f"named in {source}"
+        layout, origin = _named_layout(declared, source), f"named in {source}"
     elif default is not None and LAYOUTS[default].num_joints == num_joints:
         layout, origin = LAYOUTS[default], "the dataset's"
     else:
-        fits = [name for name, lay in LAYOUTS.items() if lay.num_joints == num_joints]
-        if num_joints == COCO17.num_joints and coord_dim == 2:
-            layout = COCO17
-        elif len(fits) == 1:
-            layout = LAYOUTS[fits[0]]
-        else:
-            which = f"{' or '.join(fits)}, or " if fits else ""
-            raise LayoutError(
-                f"{source} declares no joint layout and {num_joints} joints in {coord_dim}D fit "
-                + (f"several built-in ones ({', '.join(fits)})" if fits else "no built-in one")
-                + f": pass --layout {which}FILE.json ({DECLARE_HINT})"
-            )
-        origin = "inferred"
+        layout, origin = _inferred_layout(num_joints, coord_dim, source), "inferred"
         note = (
             f"{source} declares no joint layout: its {num_joints}-joint {coord_dim}D keypoints are read as "
             f"{layout.name}; pass --layout NAME or FILE.json if they are not"
@@ -582,3 +574,46 @@ def choose_layout(
             f"pass the layout the keypoints are in with --layout NAME or FILE.json"
         )
     return layout, note
+
+
+def _given_layout(given: str, declared: Layout | str | None, source: str) -> tuple[Layout, str]:
+    """The layout of `--layout given` and where it comes from, for `choose_layout`. Raises LayoutError when the
+    file `source` declares another one (by name, or under the same name but differently)."""
+    layout, origin = parse_layout_arg(given), f"--layout {given}"
+    declared_name = declared if isinstance(declared, str) else getattr(declared, "name", None)
+    if declared_name is not None and declared_name != layout.name:
+        raise LayoutError(
+            f"--layout {given} is {layout.name!r} but {source} declares {declared_name!r}; drop --layout, "
+            f"or convert the file"
+        )
+    if isinstance(declared, Layout) and declared != layout:
+        raise LayoutError(f"{source} declares layout {layout.name!r} differently from --layout {given}; drop one")
+    return layout, origin
+
+
+def _named_layout(declared: str, source: str) -> Layout:
+    """The built-in layout that the file `source` names; a LayoutError, saying what to pass, for any other name."""
+    if declared not in LAYOUTS:
+        raise LayoutError(
+            f"{source} names joint layout {declared!r}, which is not built in ({', '.join(LAYOUTS)}): pass its "
+            f"declaration with --layout FILE.json, or put the dict in the file's 'layout' entry (README: Your "
+            f"own dataset)"
+        )
+    return LAYOUTS[declared]
+
+
+def _inferred_layout(num_joints: int, coord_dim: int, source: str) -> Layout:
+    """The built-in layout that V = num_joints joints in C = coord_dim dimensions must be in, when nothing is
+    declared: COCO-17 for 17 joints in 2D, else the only built-in layout with V joints. Raises LayoutError,
+    saying what to pass, when no built-in layout or several fit."""
+    fits = [name for name, lay in LAYOUTS.items() if lay.num_joints == num_joints]
+    if num_joints == COCO17.num_joints and coord_dim == 2:
+        return COCO17
+    if len(fits) == 1:
+        return LAYOUTS[fits[0]]
+    which = f"{' or '.join(fits)}, or " if fits else ""
+    raise LayoutError(
+        f"{source} declares no joint layout and {num_joints} joints in {coord_dim}D fit "
+        + (f"several built-in ones ({', '.join(fits)})" if fits else "no built-in one")
+        + f": pass --layout {which}FILE.json ({DECLARE_HINT})"
+    )
