@@ -38,8 +38,9 @@ from torch.utils.data import default_collate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import datasets.store.catalog as catalog  # noqa: E402
-from engine.config import TrainConfig, resolve_run_config  # noqa: E402
-from engine.data import load_run_data, step_input, train_loaders  # noqa: E402
+from datasets.store.annotations import KeypointStore  # noqa: E402
+from engine.config import RunConfig, TrainConfig, resolve_run_config  # noqa: E402
+from engine.data import RunData, load_run_data, step_input, train_loaders  # noqa: E402
 from utils.runtime import Runtime  # noqa: E402
 
 GPU_CLIPS_PER_S = 2000  # the rate a GPU trains the pyskl-size PoseConv3D at, which the workers must feed
@@ -192,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the three measurements and print a line for each; returns the figures: 'load' (timed_load's
+    seconds), 'store_mib', 'passes' (loader_pass's result per worker count), 'worker' and 'worker_cpu',
+    'render' and 'render_cpu' (clips/s per second of wall and CPU time)."""
     p = build_parser()
     args = p.parse_args(argv)
     if not Path(args.ann_file).is_file():
@@ -204,9 +208,27 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 1. load and validate
     data, t = timed_load(args.ann_file, args.split)
-    store = data.store
     if len(data.train_idx) == 0:
         p.error(f"{args.ann_file} has no clips in {args.split}_train: write a larger file (--clips)")
+    nbytes = report_load(data.store, t)
+
+    # 2. memory while iterating the train loader, per worker count
+    rt = Runtime(torch.device(args.device))
+    cfg = resolve_run_config(
+        "poseconv3d", input_format="Heatmap", layout=data.layout, num_joints=data.store.num_joints,
+        coord_dim=data.store.coord_dim, num_classes=data.num_classes, dropout=0.5, clip_len=args.clip_len,
+        input_size=args.input_size, max_persons=2,
+    )  # fmt: skip
+    passes = memory_passes(args, data, cfg, rt)
+
+    # 3. speed of one worker and of rendering
+    speed = speed_rates(args, data, cfg, rt)
+    return {"load": t, "store_mib": nbytes / 2**20, "passes": passes, **speed}
+
+
+def report_load(store: KeypointStore, t: dict[str, float]) -> int:
+    """Print the load line: timed_load's seconds `t` against LOAD_TARGET_S, the size of the packed store
+    and this process's PSS after loading. Returns the packed store's size in bytes (keypoints and scores)."""
     nbytes = store.keypoint.nbytes + (store.score.nbytes if store.score is not None else 0)
     _, base_main, _ = tree_pss_now()
     verdict = "met" if t["total"] < LOAD_TARGET_S else "MISSED"
@@ -217,19 +239,18 @@ def main(argv: list[str] | None = None) -> dict:
         f"packed store {nbytes / 2**20:.0f} MiB; PSS after load {base_main / 2**10:.0f} MiB; {load_note()}",
         flush=True,
     )
+    return nbytes
 
-    # 2. memory while iterating the train loader, per worker count
-    rt = Runtime(torch.device(args.device))
-    cfg = resolve_run_config(
-        "poseconv3d", input_format="Heatmap", layout=data.layout, num_joints=store.num_joints,
-        coord_dim=store.coord_dim, num_classes=data.num_classes, dropout=0.5, clip_len=args.clip_len,
-        input_size=args.input_size, max_persons=2,
-    )  # fmt: skip
+
+def memory_passes(args: argparse.Namespace, data: RunData, cfg: RunConfig, rt: Runtime) -> dict[int, dict]:
+    """One pass of the train loader per worker count of args.workers (args.batches batches, by default
+    2 + 4 x workers and at least 12), each printed as it ends, then the PSS ratio of TARGET_WORKERS workers
+    to none against PSS_TARGET_RATIO when both were measured. Returns loader_pass's result per worker count."""
     empty = np.zeros(0, dtype=np.int64)
     passes = {}
     for j in args.workers:
         train = TrainConfig(epochs=1, batch_size=args.batch_size, workers=j, noise_alpha=args.noise_alpha)
-        loader, _ = train_loaders(store, data.train_idx, empty, cfg, train, True, rt)
+        loader, _ = train_loaders(data.store, data.train_idx, empty, cfg, train, True, rt)
         batches = args.batches or max(12, 2 + 4 * j)
         passes[j] = r = loader_pass(loader, batches)
         print(
@@ -243,10 +264,16 @@ def main(argv: list[str] | None = None) -> dict:
         ratio = passes[TARGET_WORKERS]["pss"] / passes[0]["pss"]
         verdict = "met" if ratio <= PSS_TARGET_RATIO else "MISSED"
         print(f"memory: PSS -j {TARGET_WORKERS} / -j 0 = {ratio:.2f} (target <= {PSS_TARGET_RATIO}: {verdict})")
+    return passes
 
-    # 3. speed of one worker and of rendering
+
+def speed_rates(args: argparse.Namespace, data: RunData, cfg: RunConfig, rt: Runtime) -> dict[str, float]:
+    """Clips/s of one worker (worker_rate, against GPU_CLIPS_PER_S / TARGET_WORKERS) and of rendering a
+    batch's two views (render_rate), each printed. Returns 'worker', 'worker_cpu', 'render' and
+    'render_cpu': clips/s per second of wall time and of CPU time."""
+    empty = np.zeros(0, dtype=np.int64)
     ds, _ = train_loaders(
-        store, data.train_idx, empty, cfg,
+        data.store, data.train_idx, empty, cfg,
         TrainConfig(epochs=1, batch_size=args.batch_size, noise_alpha=args.noise_alpha), True, rt,
     )  # fmt: skip
     ds = ds.dataset
@@ -266,10 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{load_note()}",
         flush=True,
     )
-    return {
-        "load": t, "store_mib": nbytes / 2**20, "passes": passes, "worker": per_worker,
-        "worker_cpu": per_worker_cpu, "render": rendered, "render_cpu": rendered_cpu,
-    }  # fmt: skip
+    return {"worker": per_worker, "worker_cpu": per_worker_cpu, "render": rendered, "render_cpu": rendered_cpu}
 
 
 if __name__ == "__main__":

@@ -31,10 +31,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.sources.msr_action3d import DEPTH_SHAPE, broken_reason, msr_clip, parse_msr_name, read_msr_skeleton
+from datasets.sources.msr_action3d import (
+    DEPTH_SHAPE,
+    MSRName,
+    broken_reason,
+    msr_clip,
+    parse_msr_name,
+    read_msr_skeleton,
+)
 from datasets.sources.ntu_skeleton import (
     BENCHMARKS,
     COLOR_SHAPE,
+    NTUName,
     SkeletonFormatError,
     actor_arrays,
     ntu_splits,
@@ -132,44 +140,62 @@ def convert_ntu(
     if not files:
         raise FileNotFoundError(f"no .skeleton files under {src_dir}")
     missing = set(missing)
-    max_setup, max_action = BENCHMARKS[benchmark]
     log = _Log(strict, report)
     splits: dict[str, list[str]] = {f"{p}_{s}": [] for p in NTU_PROTOCOLS[benchmark] for s in ("train", "val")}
     annotations, seen = [], set()
     for path in tqdm(files, desc="ntu", unit="file", disable=not progress):
-        stem = path.name.removesuffix(".skeleton")
-        try:
-            name = parse_ntu_name(stem)
-        except ValueError as e:
-            log.problem(f"{path}:0: {e}")
+        clip = _ntu_clip(path, benchmark, two_d, missing, seen, log)
+        if clip is None:
             continue
-        if stem in seen:
-            log.problem(f"{path}:0: a second file for clip {stem}; only the first is kept")
-            continue
-        seen.add(stem)
-        if name.setup > max_setup or name.action > max_action:
-            log.skip(stem, f"not in {benchmark}", f"setup {name.setup}, action {name.action}")
-            continue
-        if stem in missing:
-            log.skip(stem, "in the missing-skeleton list")
-            continue
-        try:
-            skeleton = read_ntu_skeleton(path)
-        except SkeletonFormatError as e:
-            log.problem(str(e))
-            continue
-        keypoint, score = actor_arrays(skeleton, max_actors=2, two_d=two_d)
-        if keypoint.shape[1] == 0:
-            log.skip(stem, "no body in any frame", f"{skeleton.num_frames} frames")
-            continue
-        ann = {"frame_dir": stem, "label": name.label, "total_frames": keypoint.shape[1], "keypoint": keypoint}
-        if two_d:
-            ann.update(keypoint_score=score, img_shape=COLOR_SHAPE, original_shape=COLOR_SHAPE)
+        name, ann = clip
         annotations.append(ann)
         for protocol, side in ntu_splits(name, benchmark).items():
-            splits[f"{protocol}_{side}"].append(stem)
+            splits[f"{protocol}_{side}"].append(ann["frame_dir"])
     data = {"split": splits, "annotations": annotations, "layout": "ntu25"}
     return Conversion(data, log.skipped, log.problems)
+
+
+def _ntu_clip(
+    path: Path, benchmark: str, two_d: bool, missing: set[str], seen: set[str], log: _Log
+) -> tuple[NTUName, dict] | None:
+    """One raw `.skeleton` file -> (its parsed name, its annotation), or None when the file is left out.
+
+    Left out as a problem (log.problem): a file name that is not an NTU clip name, a second file for a clip
+    already in `seen`, a malformed file. Left out on purpose (log.skip): a clip outside `benchmark`, one in
+    `missing`, one with no body in any frame. The clip's name is added to `seen` once its name is read.
+    The annotation is convert_ntu's: frame_dir, label, total_frames, keypoint (M<=2, T, 25, C) float32;
+    two_d adds keypoint_score (M, T, 25), img_shape and original_shape.
+    """
+    stem = path.name.removesuffix(".skeleton")
+    try:
+        name = parse_ntu_name(stem)
+    except ValueError as e:
+        log.problem(f"{path}:0: {e}")
+        return None
+    if stem in seen:
+        log.problem(f"{path}:0: a second file for clip {stem}; only the first is kept")
+        return None
+    seen.add(stem)
+    max_setup, max_action = BENCHMARKS[benchmark]
+    if name.setup > max_setup or name.action > max_action:
+        log.skip(stem, f"not in {benchmark}", f"setup {name.setup}, action {name.action}")
+        return None
+    if stem in missing:
+        log.skip(stem, "in the missing-skeleton list")
+        return None
+    try:
+        skeleton = read_ntu_skeleton(path)
+    except SkeletonFormatError as e:
+        log.problem(str(e))
+        return None
+    keypoint, score = actor_arrays(skeleton, max_actors=2, two_d=two_d)
+    if keypoint.shape[1] == 0:
+        log.skip(stem, "no body in any frame", f"{skeleton.num_frames} frames")
+        return None
+    ann = {"frame_dir": stem, "label": name.label, "total_frames": keypoint.shape[1], "keypoint": keypoint}
+    if two_d:
+        ann.update(keypoint_score=score, img_shape=COLOR_SHAPE, original_shape=COLOR_SHAPE)
+    return name, ann
 
 
 def _count_rows(path: Path) -> int:
@@ -201,46 +227,72 @@ def convert_msr(
     files = sorted(src.rglob(main_pattern), key=lambda p: p.name)
     if not files:
         raise FileNotFoundError(f"no {main_pattern} files under {src_dir}")
-    others = {}
-    for path in src.rglob(other_pattern):
-        try:
-            others[parse_msr_name(path.name).stem] = path
-        except ValueError:
-            continue  # reported only for the files being converted
+    others = _msr_partners(src, other_pattern)
     log = _Log(strict, report)
     splits: dict[str, list[str]] = {"xsub_train": [], "xsub_val": []}
     annotations, seen = [], set()
     for path in tqdm(files, desc="msr", unit="file", disable=not progress):
-        try:
-            name = parse_msr_name(path.name)
-        except ValueError as e:
-            log.problem(f"{path}:0: {e}")
+        clip = _msr_clip(path, two_d, others, seen, log)
+        if clip is None:
             continue
-        if name.stem in seen:
-            log.problem(f"{path}:0: a second file for sequence {name.stem}; only the first is kept")
-            continue
-        seen.add(name.stem)
-        try:
-            joints = read_msr_skeleton(path)  # (T, 20, 4)
-        except SkeletonFormatError as e:
-            log.problem(str(e))
-            continue
-        other_frames = None
-        if name.stem in others:
-            rows = _count_rows(others[name.stem])
-            other_frames = rows // 20 if rows % 20 == 0 else None  # a broken partner is not our problem here
-        reason = broken_reason(joints, other_frames)
-        if reason is not None:
-            log.skip(name.stem, "broken sequence", reason)
-            continue
-        keypoint, score = msr_clip(joints, two_d)
-        ann = {"frame_dir": name.stem, "label": name.label, "total_frames": keypoint.shape[1], "keypoint": keypoint}
-        if two_d:
-            ann.update(keypoint_score=score, img_shape=DEPTH_SHAPE, original_shape=DEPTH_SHAPE)
+        name, ann = clip
         annotations.append(ann)
         splits[f"xsub_{name.split}"].append(name.stem)
     data = {"split": splits, "annotations": annotations, "layout": "kinect20"}
     return Conversion(data, log.skipped, log.problems)
+
+
+def _msr_partners(src: Path, pattern: str) -> dict[str, Path]:
+    """The files of the other folder (`pattern`, searched recursively under src) by sequence (`aAA_sSS_eEE`);
+    files with another name are ignored here."""
+    others = {}
+    for path in src.rglob(pattern):
+        try:
+            others[parse_msr_name(path.name).stem] = path
+        except ValueError:
+            continue  # reported only for the files being converted
+    return others
+
+
+def _msr_clip(
+    path: Path, two_d: bool, others: dict[str, Path], seen: set[str], log: _Log
+) -> tuple[MSRName, dict] | None:
+    """One MSR skeleton file -> (its parsed name, its annotation), or None when the file is left out.
+
+    Left out as a problem (log.problem): a file name that is not `aAA_sSS_eEE_skeleton*.txt`, a second file
+    for a sequence already in `seen`, a malformed file. Left out on purpose (log.skip): a broken sequence,
+    judged with the frame count of its file in `others` (the other folder) when there is one. The sequence's
+    name is added to `seen` once its name is read. The annotation is convert_msr's: frame_dir, label,
+    total_frames, keypoint (1, T, 20, C) float32; two_d adds keypoint_score (1, T, 20), img_shape and
+    original_shape.
+    """
+    try:
+        name = parse_msr_name(path.name)
+    except ValueError as e:
+        log.problem(f"{path}:0: {e}")
+        return None
+    if name.stem in seen:
+        log.problem(f"{path}:0: a second file for sequence {name.stem}; only the first is kept")
+        return None
+    seen.add(name.stem)
+    try:
+        joints = read_msr_skeleton(path)  # (T, 20, 4)
+    except SkeletonFormatError as e:
+        log.problem(str(e))
+        return None
+    other_frames = None
+    if name.stem in others:
+        rows = _count_rows(others[name.stem])
+        other_frames = rows // 20 if rows % 20 == 0 else None  # a broken partner is not our problem here
+    reason = broken_reason(joints, other_frames)
+    if reason is not None:
+        log.skip(name.stem, "broken sequence", reason)
+        return None
+    keypoint, score = msr_clip(joints, two_d)
+    ann = {"frame_dir": name.stem, "label": name.label, "total_frames": keypoint.shape[1], "keypoint": keypoint}
+    if two_d:
+        ann.update(keypoint_score=score, img_shape=DEPTH_SHAPE, original_shape=DEPTH_SHAPE)
+    return name, ann
 
 
 # ---------------------------------------------------------------- any folder of per-clip keypoint files
@@ -418,6 +470,41 @@ def convert_folder(
     csv_labels = read_csv_pairs(labels_csv, "label") if labels_csv else None
     csv_split = read_csv_pairs(split_csv, "train|test") if split_csv else None
     log = _Log(strict, report)
+    annotations, raw_labels, groups = _read_folder_clips(
+        files, layout, xy_score, img_shape, csv_labels, labels_csv, csv_split, split_csv, group_field, log, progress
+    )
+    classes = _number_labels(annotations, raw_labels)
+    splits = _folder_splits(annotations, csv_split, groups if group_field else None, test_fraction, seed, protocol)
+    data = {"split": splits, "annotations": annotations, "layout": layout.to_dict()}
+    if classes is not None:
+        data["classes"] = classes
+    return Conversion(data, log.skipped, log.problems)
+
+
+def _read_folder_clips(
+    files: list[Path],
+    layout: Layout,
+    xy_score: bool,
+    img_shape: tuple[int, int] | None,
+    csv_labels: dict[str, str] | None,
+    labels_csv: str | Path | None,
+    csv_split: dict[str, str] | None,
+    split_csv: str | Path | None,
+    group_field: str | None,
+    log: _Log,
+    progress: bool,
+) -> tuple[list[dict], list, list[str]]:
+    """Read every clip file of convert_folder, in order; a malformed one is logged (log.problem) and left out.
+
+    csv_labels, csv_split: the rows of labels_csv and split_csv (read_csv_pairs), or None without the file;
+    the file names appear in the messages. A clip is malformed when its file is unreadable or its arrays are
+    (_folder_annotation), when it has no label, when split_csv does not place it in train or test, or when it
+    lacks the group_field field; a second file with the same clip name is left out too.
+    Returns (annotations, raw labels, groups), one entry per clip kept: its annotation (frame_dir, label,
+    total_frames, keypoint (M, T, V, C) float32; 2D adds keypoint_score (M, T, V), img_shape,
+    original_shape) with the raw label (an int or a class name, numbered later by _number_labels), the same
+    raw label, and its group_field value as a string ('' without group_field).
+    """
     annotations, raw_labels, groups, seen = [], [], [], {}
     for path in tqdm(files, desc="folder", unit="file", disable=not progress):
         name = path.stem
@@ -445,19 +532,28 @@ def convert_folder(
         annotations.append({**ann, "label": label})
         raw_labels.append(label)
         groups.append(str(fields.get(group_field)) if group_field else "")
-    classes = _number_labels(annotations, raw_labels)
+    return annotations, raw_labels, groups
+
+
+def _folder_splits(
+    annotations: list[dict],
+    csv_split: dict[str, str] | None,
+    groups: list[str] | None,
+    test_fraction: float,
+    seed: int,
+    protocol: str,
+) -> dict[str, list[str]]:
+    """The splits PROTOCOL_train and PROTOCOL_val of the clips (their frame_dir, in the order of annotations):
+    as csv_split places them ('test' and 'val' both mean PROTOCOL_val), else a seeded random split
+    (_split_clips) of whole groups, one per clip, or without groups of each class (the numbered labels)."""
     names = [a["frame_dir"] for a in annotations]
     if csv_split is not None:
         test = {n for n in names if csv_split[n] in ("test", "val")}
     else:
         labels = [a["label"] for a in annotations]
-        test = _split_clips(names, labels, groups if group_field else None, test_fraction, seed)
+        test = _split_clips(names, labels, groups, test_fraction, seed)
     train = [n for n in names if n not in test]
-    splits = {f"{protocol}_train": train, f"{protocol}_val": [n for n in names if n in test]}
-    data = {"split": splits, "annotations": annotations, "layout": layout.to_dict()}
-    if classes is not None:
-        data["classes"] = classes
-    return Conversion(data, log.skipped, log.problems)
+    return {f"{protocol}_train": train, f"{protocol}_val": [n for n in names if n in test]}
 
 
 def _folder_annotation(

@@ -198,6 +198,19 @@ def read_ntu_skeleton(path: str | Path) -> NTUSkeleton:
     {0, 1, 2}, or text after the last frame.
     """
     path = Path(path)
+    lines = _text_lines(path)
+    num_frames = _int_field(path, lines, 0, "the frame count")
+    if num_frames < 0:
+        raise SkeletonFormatError(path, 1, f"negative frame count {num_frames}")
+    frames_of, blocks_of = _body_blocks(path, lines, num_frames)
+    bodies = [_read_body(path, lines, body_id, frames_of[body_id], blocks_of[body_id]) for body_id in frames_of]
+    return NTUSkeleton(str(path), num_frames, bodies)
+
+
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a `.skeleton` file without their line ends, trailing blank lines dropped (so that a
+    truncated file's error names its last line). Raises SkeletonFormatError for non-ASCII bytes or an empty
+    file."""
     try:
         text = path.read_text(encoding="ascii")
     except UnicodeDecodeError as e:
@@ -208,12 +221,18 @@ def read_ntu_skeleton(path: str | Path) -> NTUSkeleton:
         lines.pop()
     if not lines:
         raise SkeletonFormatError(path, 1, "the file is empty")
-    num_frames = _int_field(path, lines, 0, "the frame count")
-    if num_frames < 0:
-        raise SkeletonFormatError(path, 1, f"negative frame count {num_frames}")
+    return lines
+
+
+def _body_blocks(path: Path, lines: list[str], num_frames: int) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Walk the frame and body headers after the frame count (line 0) without parsing the joint lines.
+
+    Returns (frames_of, blocks_of), both keyed by body id in order of first appearance: the 0-based frame
+    indices in which the body appears, and the 0-based index of the first line of its 25-line joint block
+    in each of them. Raises SkeletonFormatError for a truncated file, a body count outside 0..6, a body line
+    without 10 fields, a joint count other than 25, a body twice in one frame, or text after the last frame.
+    """
     i = 1
-    # Per body id: frame indices and the first line of each 25-line joint block.
-    order: list[str] = []
     frames_of: dict[str, list[int]] = {}
     blocks_of: dict[str, list[int]] = {}
     for f in range(num_frames):
@@ -235,8 +254,7 @@ def read_ntu_skeleton(path: str | Path) -> NTUSkeleton:
             i += 2
             if i + NUM_JOINTS > len(lines):
                 raise _end_of_file(path, lines, f"25 joint lines {where}")
-            if body_id not in frames_of:
-                order.append(body_id)
+            if body_id not in frames_of:  # dicts keep insertion order: bodies in order of first appearance
                 frames_of[body_id], blocks_of[body_id] = [], []
             if frames_of[body_id] and frames_of[body_id][-1] == f:
                 raise SkeletonFormatError(path, i - 1, f"body {body_id} appears twice {where}")
@@ -246,19 +264,24 @@ def read_ntu_skeleton(path: str | Path) -> NTUSkeleton:
     rest = [k for k in range(i, len(lines)) if lines[k].strip()]
     if rest:
         raise SkeletonFormatError(path, rest[0] + 1, f"text after the last of the {num_frames} frames")
-    bodies = []
-    for body_id in order:
-        starts = np.array(blocks_of[body_id], dtype=np.int64)
-        rows = (starts[:, None] + np.arange(NUM_JOINTS)).reshape(-1)  # (n*25,) line indices
-        values = parse_number_lines(path, lines, rows, len(JOINT_FIELDS))  # (n*25, 12)
-        state = values[:, 11]
-        bad = ~np.isin(state, (0.0, 1.0, 2.0))
-        if bad.any():
-            r = int(np.argmax(bad))
-            raise SkeletonFormatError(path, rows[r] + 1, f"tracking state {state[r]:g} is not 0, 1 or 2")
-        joints = values.reshape(len(starts), NUM_JOINTS, len(JOINT_FIELDS))  # (n, 25, 12)
-        bodies.append(NTUBody(body_id, np.array(frames_of[body_id], dtype=np.int64), joints))
-    return NTUSkeleton(str(path), num_frames, bodies)
+    return frames_of, blocks_of
+
+
+def _read_body(path: Path, lines: list[str], body_id: str, frames: list[int], blocks: list[int]) -> NTUBody:
+    """Parse the joint blocks of one body: `blocks` holds the first line index of each 25-line block, one
+    per frame in `frames`. Returns an NTUBody with joints (n, 25, 12) float64. Raises SkeletonFormatError for
+    a joint line without 12 numbers, a non-numeric or non-finite value, or a tracking state outside {0, 1, 2}.
+    """
+    starts = np.array(blocks, dtype=np.int64)
+    rows = (starts[:, None] + np.arange(NUM_JOINTS)).reshape(-1)  # (n*25,) line indices
+    values = parse_number_lines(path, lines, rows, len(JOINT_FIELDS))  # (n*25, 12)
+    state = values[:, 11]
+    bad = ~np.isin(state, (0.0, 1.0, 2.0))
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise SkeletonFormatError(path, rows[r] + 1, f"tracking state {state[r]:g} is not 0, 1 or 2")
+    joints = values.reshape(len(starts), NUM_JOINTS, len(JOINT_FIELDS))  # (n, 25, 12)
+    return NTUBody(body_id, np.array(frames, dtype=np.int64), joints)
 
 
 def assign_actors(bodies: list[NTUBody], max_actors: int = 2) -> list[list[NTUBody]]:

@@ -657,17 +657,58 @@ def _detect(
 def _make_clip(
     rng: np.random.Generator, label: int, subject: Subject, rep: int, min_frames: int, max_frames: int
 ) -> dict:
-    """One pyskl annotation dict for class `label` performed by `subject`."""
+    """One pyskl annotation dict for class `label` performed by `subject`.
+
+    Every random number comes from `rng`, drawn stage by stage in this order: length and time warp, clip
+    style (amplitude, side), the action with its partner or bystander, the camera and its view, each
+    person's posture noise, the camera's intrinsics and place, the detector and its person order, the setup
+    id. Changing that order, or a draw inside a stage, changes every clip of the dataset.
+    """
     name = CLASS_NAMES[label]
-    n = int(np.round(np.exp(rng.uniform(np.log(min_frames), np.log(max_frames + 0.5)))))
-    n = int(np.clip(n, min_frames, max_frames))
-    # Warped time: the tempo varies a little within the clip (+-10%).
-    rate = subject.tempo * rng.uniform(0.88, 1.12) * (1.0 + 0.1 * _smooth_noise(rng, np.arange(n) / FPS, 1)[0])
-    tau = np.concatenate([[0.0], np.cumsum(rate[:-1])]) / FPS
+    n, tau = _clip_time(rng, subject.tempo, min_frames, max_frames)
     ctx = _Ctx(
         amp=subject.amplitude * rng.uniform(0.88, 1.12),
         side="r" if rng.random() < subject.p_right else "l",
     )
+    poses, bodies, facing, xs = _perform(rng, name, subject, n, tau, ctx)
+
+    # Scene: persons placed and turned, then all of it seen from camera C001/C002/C003 (+- 12 degrees).
+    camera = int(rng.integers(1, 4))
+    world = _scene(rng, camera, poses, bodies, facing, xs, tau)  # (M, T, 17, 3)
+    kp, score = _camera_detections(rng, world, subject, bodies, tau)
+    kp16, score = _in_frame(kp, score)
+    setup = int(rng.integers(1, 18))
+    return {
+        "frame_dir": f"S{setup:03d}C{camera:03d}P{subject.index:03d}R{rep + 1:03d}A{label + 1:03d}",
+        "label": label,
+        "img_shape": IMG_SHAPE,
+        "original_shape": IMG_SHAPE,
+        "total_frames": n,
+        "keypoint": np.ascontiguousarray(kp16),
+        "keypoint_score": np.ascontiguousarray(score.astype(np.float16)),
+    }
+
+
+def _clip_time(rng: np.random.Generator, tempo: float, min_frames: int, max_frames: int) -> tuple[int, np.ndarray]:
+    """A clip's length n, drawn log-uniformly in [min_frames, max_frames], and its warped time tau (n,) in
+    seconds: the subject's `tempo` times a per-clip speed, varying a little within the clip."""
+    n = int(np.round(np.exp(rng.uniform(np.log(min_frames), np.log(max_frames + 0.5)))))
+    n = int(np.clip(n, min_frames, max_frames))
+    # Warped time: the tempo varies a little within the clip (+-10%).
+    rate = tempo * rng.uniform(0.88, 1.12) * (1.0 + 0.1 * _smooth_noise(rng, np.arange(n) / FPS, 1)[0])
+    tau = np.concatenate([[0.0], np.cumsum(rate[:-1])]) / FPS
+    return n, tau
+
+
+def _perform(
+    rng: np.random.Generator, name: str, subject: Subject, n: int, tau: np.ndarray, ctx: _Ctx
+) -> tuple[list[Pose], list[Body], list[float], list[float]]:
+    """The persons of a clip of action `name`: the subject performing it with a partner (two-person
+    actions), or alone and sometimes beside an idle bystander (P_IDLE_PARTNER).
+
+    Returns (poses, bodies, facing, xs), one entry per person (M = 1 or 2), the subject first: its Pose
+    (each key (n,)), its Body, the direction it faces (yaw, radians) and its place along x (metres).
+    """
     actor = _rest_pose(n, subject.arm_rest)
     bodies = [subject.body]
     if name in TWO_PERSON:
@@ -691,9 +732,21 @@ def _make_clip(
             facing.append(rng.uniform(-np.pi / 3, np.pi / 3) - side * rng.uniform(0, np.pi / 3))
             gap = rng.uniform(0.9, 1.6)
             xs = [-side * gap / 2, side * gap / 2]
+    return poses, bodies, facing, xs
 
-    # Scene: persons placed and turned, then all of it seen from camera C001/C002/C003 (+- 12 degrees).
-    camera = int(rng.integers(1, 4))
+
+def _scene(
+    rng: np.random.Generator,
+    camera: int,
+    poses: list[Pose],
+    bodies: list[Body],
+    facing: list[float],
+    xs: list[float],
+    tau: np.ndarray,
+) -> np.ndarray:
+    """World joint positions (M, T, 17, 3) in metres of the persons (posture noise added, posed, turned
+    and placed) as seen from `camera` (1, 2 or 3: 0, +45 or -45 degrees, each +- 12 degrees)."""
+    n = len(tau)
     view = {1: 0.0, 2: _deg(45), 3: _deg(-45)}[camera] + _deg(rng.normal(0, 12))
     world = []
     for pose, body, face, x in zip(poses, bodies, facing, xs, strict=True):
@@ -702,7 +755,15 @@ def _make_clip(
         joints = _rot_y(joints, np.full(n, face))
         joints[..., 0] += x
         world.append(_rot_y(joints, np.full(n, view)))
-    world = np.stack(world)  # (M, T, 17, 3)
+    return np.stack(world)  # (M, T, 17, 3)
+
+
+def _camera_detections(
+    rng: np.random.Generator, world: np.ndarray, subject: Subject, bodies: list[Body], tau: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """World joints (M, T, 17, 3) through a pinhole camera at the subject's preferred distance and offset
+    (_project) and a detector (_detect). Returns keypoint (M, T, 17, 2) pixels and score (M, T, 17),
+    float64, the persons in an arbitrary order."""
     cam = {
         "f": rng.uniform(950, 1150),
         "cx": IMG_SHAPE[1] / 2 + rng.normal(0, 30),
@@ -715,25 +776,21 @@ def _make_clip(
     pix, depth = pix.reshape(*world.shape[:3], 2), depth.reshape(world.shape[:3])
     heights = np.array([b.torso + b.thigh + b.shin + b.ankle_h + b.head + b.face for b in bodies])
     kp, score = _detect(rng, pix, depth, tau, heights, cam["f"])
-    if len(poses) == 2 and rng.random() < 0.5:  # the detector's person order is arbitrary
+    if len(world) == 2 and rng.random() < 0.5:  # the detector's person order is arbitrary
         kp, score = kp[::-1], score[::-1]
+    return kp, score
 
+
+def _in_frame(kp: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (M, T, 17, 2) rounded to float16, and joints that fall outside the image zeroed in both
+    them and score (M, T, 17), which is edited in place and returned (still float64)."""
     kp16 = kp.astype(np.float16)
     h, w = IMG_SHAPE
     # Joints outside the image (checked after rounding) are missing, as for a detector.
     outside = (kp16[..., 0] < 0) | (kp16[..., 0] > w - 1) | (kp16[..., 1] < 0) | (kp16[..., 1] > h - 1)
     kp16[outside] = 0
     score[outside] = 0
-    setup = int(rng.integers(1, 18))
-    return {
-        "frame_dir": f"S{setup:03d}C{camera:03d}P{subject.index:03d}R{rep + 1:03d}A{label + 1:03d}",
-        "label": label,
-        "img_shape": IMG_SHAPE,
-        "original_shape": IMG_SHAPE,
-        "total_frames": n,
-        "keypoint": np.ascontiguousarray(kp16),
-        "keypoint_score": np.ascontiguousarray(score.astype(np.float16)),
-    }
+    return kp16, score
 
 
 # ----------------------------------------------------------------------------------------------
