@@ -140,7 +140,6 @@ def resolve_run_config(
     )
 
 
-
 def _check_input(spec: ModelSpec, fmt: str, stream: str, coord_dim: int, layout: Layout) -> None:
     """The input format, stream and keypoints must be ones the backbone `spec` reads. Raises UserError."""
     if stream not in STREAMS:
@@ -168,6 +167,7 @@ def _clip_len(spec: ModelSpec, model_cfg: dict, clip_len: int | None) -> int:
         if clip_len > limit:
             raise UserError(f"--clip_len {clip_len} exceeds {spec.name}'s {spec.max_clip_len_arg} {limit}")
     return clip_len
+
 
 @dataclass(frozen=True)
 class TrainConfig:
