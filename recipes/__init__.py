@@ -2,9 +2,9 @@
 
 A recipe is data: the flag values (argparse destinations of opts.py) that reproduce one upstream
 configuration, the config file they come from, the published top-1 and what the project does not
-reproduce. Values are facts from the upstream files (pyskl 3f6795f `configs/posec3d/`, MotionBERT
-dccfe7b `configs/action/`); tests/test_recipes.py checks every preset against a table of them written
-out independently.
+reproduce. Values are facts from the upstream files (pyskl 3f6795f `configs/posec3d/`, `configs/stgcn++/`,
+`configs/ctrgcn/`, MotionBERT dccfe7b `configs/action/`); tests/test_recipes.py checks every preset against a
+table of them written out independently.
 
 Precedence (opts.parse_args): command line > recipe > dataset defaults (opts.DATASET_DEFAULTS) > parser
 defaults. A recipe belongs to one dataset; on `synthetic` every recipe runs (a smoke run; its split is
@@ -21,6 +21,7 @@ to this file (coco17_pyskl_limb.json).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,54 @@ MOTIONBERT_FINETUNE = {
 MOTIONBERT_PUBLISHED = {"xsub": 93.0, "xview": 97.2}  # fine-tuned (MotionBERT README, values per split)
 
 
+# pyskl's graph networks (configs/stgcn++/, configs/ctrgcn/ at 3f6795f): one recipe for every GCN config, the
+# backbone, the keypoints (3dkp: the Kinect's 3D joints, layout nturgb+d; hrnet: HRNet 2D, coco) and the stream
+# (j, b, jm, bm) aside. The backbones' other arguments are their constructors' defaults (models/stgcn.py,
+# models/ctrgcn.py), pyskl's.
+GCN_SCHEDULE = {
+    "input_f": "Skeleton",
+    "model_cfg": [("base_channels", 64)],  # GCNHead in_channels 256 = 4 x 64
+    "dropout": 0.0,  # GCNHead's default
+    "clip_len": 100,  # UniformSample clip_len
+    "max_persons": 2,  # FormatGCNInput num_person
+    "num_clips": 10,  # test: 10 clips, probabilities averaged
+    "test_flip": False,
+    "batch_size": 16,  # videos_per_gpu
+    "lr": 0.1,
+    "lr_batch": 128,  # 8 GPUs x 16
+    "lr_type": "cos",  # CosineAnnealing by iteration, min_lr 0
+    "momentum": 0.9,
+    "nesterov": True,
+    "weight_decay": 5e-4,
+    "gd": 0.0,  # no gradient clipping
+    "epochs": 80,  # total_epochs 16 over RepeatDataset times=5
+    "val_fraction": 0.0,
+    "gamma": 0.0,
+}
+GCN_STREAMS = {"j": "joint", "b": "bone", "jm": "joint_motion", "bm": "bone_motion"}
+GCN_KEYPOINTS = {"3dkp": "3d", "hrnet": "2d"}
+GCN_NOT_REPRODUCED = (
+    "bone streams of the built-in ntu25 / coco17 layouts use pyskl's JointToBone pairs; the corruption suite and "
+    "the training noise act on the raw keypoints before PreNormalize, which upstream never corrupts",
+)
+# Published top-1 (%), pyskl READMEs (configs/stgcn++/README.md, configs/ctrgcn/README.md), by
+# (model, dataset, split, keypoints) -> (j, b, jm, bm).
+GCN_PUBLISHED = {
+    ("stgcnpp", "ntu60", "xsub", "3dkp"): (89.3, 90.1, 87.5, 87.3),
+    ("stgcnpp", "ntu60", "xsub", "hrnet"): (89.3, 92.3, 84.0, 88.8),
+    ("stgcnpp", "ntu60", "xview", "3dkp"): (95.6, 95.5, 94.3, 93.8),
+    ("stgcnpp", "ntu60", "xview", "hrnet"): (97.4, 97.2, 93.4, 95.4),
+    ("stgcnpp", "ntu120", "xsub", "3dkp"): (83.2, 85.6, 80.4, 81.5),
+    ("stgcnpp", "ntu120", "xset", "3dkp"): (85.6, 87.5, 84.3, 83.0),
+    ("ctrgcn", "ntu60", "xsub", "3dkp"): (89.6, 90.0, 88.0, 87.5),
+    ("ctrgcn", "ntu60", "xsub", "hrnet"): (90.6, 92.7, 89.4, 90.3),
+    ("ctrgcn", "ntu60", "xview", "3dkp"): (95.6, 95.4, 94.4, 93.6),
+    ("ctrgcn", "ntu120", "xsub", "3dkp"): (84.0, 85.9, 81.1, 82.2),
+    ("ctrgcn", "ntu120", "xset", "3dkp"): (85.9, 87.4, 84.1, 83.9),
+}
+GCN_FOLDERS = {"stgcnpp": "stgcn++/stgcn++", "ctrgcn": "ctrgcn/ctrgcn_pyskl"}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One upstream configuration as flag values.
@@ -195,7 +244,33 @@ def _motionbert_recipes() -> list[Recipe]:
     ]
 
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in _posec3d_recipes() + _motionbert_recipes()}
+def _gcn_recipes() -> list[Recipe]:
+    out = []
+    splits = (("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset"))
+    for model, (dataset, split), kind in itertools.product(GCN_FOLDERS, splits, GCN_KEYPOINTS):
+        published = GCN_PUBLISHED.get((model, dataset, split, kind))
+        for k, (feat, stream) in enumerate(GCN_STREAMS.items()):
+            out.append(
+                Recipe(
+                    name=f"{model}_{dataset}_{split}_{kind}_{feat}",
+                    dataset=dataset,
+                    upstream=f"pyskl configs/{GCN_FOLDERS[model]}_{dataset}_{split}_{kind}/{feat}.py",
+                    published=published[k] if published else None,
+                    settings={
+                        **GCN_SCHEDULE,
+                        "model_type": model,
+                        "split": split,
+                        "stream": stream,
+                        "keypoints": GCN_KEYPOINTS[kind],
+                    },  # fmt: skip
+                    not_reproduced=GCN_NOT_REPRODUCED,
+                    summary=f"{'ST-GCN++' if model == 'stgcnpp' else 'CTR-GCN'}, {stream} stream",
+                )
+            )
+    return out
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in _posec3d_recipes() + _motionbert_recipes() + _gcn_recipes()}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -219,8 +294,9 @@ def recipe_defaults(name: str, dataset: str) -> dict:
             f" (recipes for {dataset}: {others})"
         )
     settings = {k: (list(v) if isinstance(v, list) else v) for k, v in recipe.settings.items()}
-    if dataset == "synthetic":
+    if dataset == "synthetic":  # a smoke run on the built-in 2D data
         settings.pop("split")
+        settings.pop("keypoints", None)
     return settings
 
 

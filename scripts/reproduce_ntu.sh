@@ -8,6 +8,7 @@
 #   NPROC=8 scripts/reproduce_ntu.sh posec3d_ntu60_xsub_joint          # 8 GPUs (torchrun): upstream's batch 256
 #   scripts/reproduce_ntu.sh motionbert_ntu60_xsub_ft --pretrained MB_release/latest_epoch.bin
 #   DATA_ROOT=/data scripts/reproduce_ntu.sh posec3d_ntu120_xset_limb --amp bf16
+#   scripts/reproduce_ntu.sh stgcnpp_ntu60_xsub_3dkp_j                 # ST-GCN++ on the 3D joints (ntu60_3danno.pkl)
 #
 # Every argument after the recipe is passed to main.py and overrides the recipe (e.g. --amp bf16,
 # --name, --ann_file FILE). Environment: PYTHON (python), DATA_ROOT (data), NPROC (1: plain main.py;
@@ -50,8 +51,8 @@ try:
 except ValueError as e:
     print(f"reproduce_ntu.sh: error: {e}", file=sys.stderr)
     sys.exit(2)
-spec = CATALOG[recipe.dataset]
-print(recipe.dataset, spec.ann_file, spec.source)
+ann_file, source, _ = CATALOG[recipe.dataset].default_file(recipe.settings.get("keypoints", "2d"))
+print(recipe.dataset, ann_file, source)
 EOF
 ) || exit 2
 [[ -n $dataset ]] || exit 2

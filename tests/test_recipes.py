@@ -84,6 +84,64 @@ MB_FT = {
 MB_PUBLISHED = {"xsub": 93.0, "xview": 97.2}
 
 
+# pyskl's GCN configs (../shared/recipes/README.md, "pyskl graph convolution networks"), written out again.
+PYSKL_GCN = {"videos_per_gpu": 16, "gpus": 8, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0005, "nesterov": True,
+             "total_epochs": 16, "repeat": 5, "clip_len": 100, "num_clips_test": 10, "num_person": 2,
+             "head_in_channels": 256}  # fmt: skip
+GCN_PUBLISHED = {  # (model, dataset, split, keypoints): j, b, jm, bm
+    ("stgcnpp", "ntu60", "xsub", "3dkp"): [89.3, 90.1, 87.5, 87.3],
+    ("stgcnpp", "ntu60", "xsub", "hrnet"): [89.3, 92.3, 84.0, 88.8],
+    ("stgcnpp", "ntu60", "xview", "3dkp"): [95.6, 95.5, 94.3, 93.8],
+    ("stgcnpp", "ntu60", "xview", "hrnet"): [97.4, 97.2, 93.4, 95.4],
+    ("stgcnpp", "ntu120", "xsub", "3dkp"): [83.2, 85.6, 80.4, 81.5],
+    ("stgcnpp", "ntu120", "xset", "3dkp"): [85.6, 87.5, 84.3, 83.0],
+    ("ctrgcn", "ntu60", "xsub", "3dkp"): [89.6, 90.0, 88.0, 87.5],
+    ("ctrgcn", "ntu60", "xsub", "hrnet"): [90.6, 92.7, 89.4, 90.3],
+    ("ctrgcn", "ntu60", "xview", "3dkp"): [95.6, 95.4, 94.4, 93.6],
+    ("ctrgcn", "ntu120", "xsub", "3dkp"): [84.0, 85.9, 81.1, 82.2],
+    ("ctrgcn", "ntu120", "xset", "3dkp"): [85.9, 87.4, 84.1, 83.9],
+}
+GCN_SPLITS = [("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset")]
+GCN_NAMES = {f"{m}_{d}_{s}_{k}_{f}" for m in ("stgcnpp", "ctrgcn") for d, s in GCN_SPLITS for k in ("3dkp", "hrnet")
+             for f in ("j", "b", "jm", "bm")}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["stgcnpp", "ctrgcn"])
+@pytest.mark.parametrize("dataset,split", GCN_SPLITS)
+@pytest.mark.parametrize("kind", ["3dkp", "hrnet"])
+def test_gcn_presets_match_the_upstream_configs(model, dataset, split, kind):
+    for k, (feat, stream) in enumerate([("j", "joint"), ("b", "bone"), ("jm", "joint_motion"), ("bm", "bone_motion")]):
+        name = f"{model}_{dataset}_{split}_{kind}_{feat}"
+        args = parse_args([dataset, "--recipe", name])
+        assert (args.model_type, args.split, args.stream, args.input_f) == (model, split, stream, "Skeleton")
+        assert args.keypoints == {"3dkp": "3d", "hrnet": "2d"}[kind]
+        assert (args.lr, args.lr_batch, args.batch_size) == (
+            PYSKL_GCN["lr"], PYSKL_GCN["videos_per_gpu"] * PYSKL_GCN["gpus"], PYSKL_GCN["videos_per_gpu"])  # fmt: skip
+        assert (args.momentum, args.nesterov, args.weight_decay, args.gd, args.lr_type) == (
+            PYSKL_GCN["momentum"], PYSKL_GCN["nesterov"], PYSKL_GCN["weight_decay"], 0.0, "cos")  # fmt: skip
+        assert args.epochs == PYSKL_GCN["total_epochs"] * PYSKL_GCN["repeat"]
+        assert (args.clip_len, args.num_clips, args.max_persons, args.test_flip) == (
+            PYSKL_GCN["clip_len"], PYSKL_GCN["num_clips_test"], PYSKL_GCN["num_person"], False)  # fmt: skip
+        assert 4 * dict(args.model_cfg)["base_channels"] == PYSKL_GCN["head_in_channels"] and args.dropout == 0.0
+        assert (args.gamma, args.val_fraction, args.percentage) == (0.0, 0.0, 0.0)
+        published = GCN_PUBLISHED.get((model, dataset, split, kind))
+        assert RECIPES[name].published == (published[k] if published else None)
+        folder = {"stgcnpp": "stgcn++/stgcn++", "ctrgcn": "ctrgcn/ctrgcn_pyskl"}[model]
+        assert RECIPES[name].upstream.endswith(f"configs/{folder}_{dataset}_{split}_{kind}/{feat}.py")
+
+
+def test_the_3d_keypoints_are_ntus_own_file(tmp_path, capsys):
+    """--keypoints 3d reads pyskl's 3D file under --data_root, a missing one named in one line with its source."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["ntu60", "--recipe", "ctrgcn_ntu60_xsub_3dkp_j", "--data_root", str(tmp_path)])
+    line = error_line(capsys, e)
+    assert str(tmp_path / "nturgbd" / "ntu60_3danno.pkl") in line
+    assert "download it from https://download.openmmlab.com/mmaction/pyskl/data/nturgbd/ntu60_3danno.pkl" in line
+    with pytest.raises(SystemExit) as e:
+        cli.main(["synthetic", "--keypoints", "3d"])
+    assert "--keypoints 3d" in error_line(capsys, e)
+
+
 def check_pyskl_schedule(args):
     """The settings every pyskl NTU config shares, as the parsed flags of a run."""
     assert dict(args.model_cfg) == PYSKL["backbone"]
@@ -163,9 +221,10 @@ def test_every_recipe_is_tested_and_its_model_settings_are_the_constructor_defau
     tested = {f"posec3d_{d}_{s}_{c}" for d, s, c in PYSKL_CONFIGS}
     tested |= {f"posec3d_{d}_{s}_{v}" for d, s, _ in PYSKL_CONFIGS for v in ("heatmap", "grayscale", "skeleton")}
     tested |= {f"motionbert_ntu60_{s}_ft" for s in MB_PUBLISHED}
+    tested |= GCN_NAMES
     assert set(RECIPES) == tested
     for recipe in RECIPES.values():
-        spec = model_spec({"poseconv": "poseconv3d", "motionbert": "motionbert"}[recipe.settings["model_type"]])
+        spec = model_spec({"poseconv": "poseconv3d"}.get(recipe.settings["model_type"], recipe.settings["model_type"]))
         for key, value in recipe.settings["model_cfg"]:
             assert spec.default(key) == value, (recipe.name, key)
 
