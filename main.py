@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 
 from datasets.store.splits import save_split
-from engine.checkpoint import Position, restore
+from engine.checkpoint import resume_position
 from engine.config import RunConfig, resolve_run_config
 from engine.data import RunData, eval_loader, load_run_data, train_loaders, training_split
+from engine.fusion import fuse_streams
 from engine.model import build_training_model
 from engine.objective import plan_epoch
 from engine.optim import build_optimizer
@@ -39,15 +40,13 @@ from opts import (
     MODEL_TYPES,
     backbone_kwargs,
     checkpoint_args,
-    given_flags,
     ignored_flags,
     parse_args,
     parse_predict_args,
+    recipe_summary,
     run_name,
     settings,
 )
-from recipes import recipe_defaults, recipe_line
-from utils.checkpoint import read_checkpoint
 from utils.errors import UserError, exit_on_user_error
 from utils.logger import RunLogger, echo
 from utils.rundir import RunDirLock, check_writable
@@ -73,34 +72,54 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     rt, notes = runtime(args, argv)
     train, optim, loss, ev = settings(args, rt.world_size)
     if args.recipe:
-        echo_recipe(args, argv, optim, rt)
+        echo(recipe_summary(args, argv, optim, rt.world_size), rt.is_main)
 
     # -- data; --evaluate scores a checkpoint on it and stops there
     synthetic = {"clips_per_class_per_subject": args.synthetic_clips, "seed": args.synthetic_seed}
-    data = load_run_data(args.dataset, args.data_root, args.ann_file, args.split, synthetic, args.layout)
+    data = load_run_data(args.dataset, args.data_root, args.ann_file, args.split, synthetic, args.layout,
+                         args.keypoints)  # fmt: skip
     notes += data.notes
     if args.evaluate:
         return evaluate_checkpoint(args.evaluate, data, ev, rt, Path(args.run_dir) / args.name if args.name else None,
                                    args.trust_checkpoint, args.save_test_probs,
                                    counted=args.dataset in ("synthetic", "custom"), notes=notes)  # fmt: skip
-    cfg = resolve_run_config(
+    streams = tuple(args.streams or (args.stream,))  # --streams: one model per stream, then their fusion
+    cfgs = [resolve_run_config(
         MODEL_TYPES[args.model_type], input_format=args.input_f, layout=data.layout,
         num_joints=data.store.num_joints, coord_dim=data.store.coord_dim, num_classes=data.num_classes,
         dropout=args.dropout, clip_len=args.clip_len, input_size=args.input_size, max_persons=args.max_persons,
         in_channels=args.in_channels, model_kwargs=backbone_kwargs(args), label_map=data.label_map,
-        stream=args.stream, test_input_size=args.test_input_size,
-    )  # fmt: skip
+        stream=stream, test_input_size=args.test_input_size,
+    ) for stream in streams]  # fmt: skip
     run_dir = Path(args.run_dir) / run_name(args)
     check_writable(run_dir)  # every check comes before the first write to the run directory
     for note in notes:
         echo(f"note: {note}", rt.is_main)
     echo(f"data: {data.path} ({len(data.train_idx)} train / {len(data.test_idx)} test clips, "
          f"{data.num_classes} classes)", rt.is_main)  # fmt: skip
-    return train_run(args, argv, rt, data, cfg, run_dir, (train, optim, loss, ev))
+    configs = (train, optim, loss, ev)
+    if not args.streams:
+        return train_run(args, argv, rt, data, cfgs[0], run_dir, configs)
+    return train_streams(args, argv, rt, data, cfgs, run_dir, configs)
+
+
+def train_streams(args: argparse.Namespace, argv, rt: Runtime, data: RunData, cfgs: list[RunConfig], run_dir: Path,
+                  configs: tuple) -> dict:  # fmt: skip
+    """--streams: one run per stream in run_dir/STREAM, one after another (the same command resumes the one
+    that was stopped), then their fusion's robustness in run_dir, with weights chosen on the validation part."""
+    results = {}
+    for cfg in cfgs:
+        echo(f"stream {cfg.stream}: {run_dir / cfg.stream}", rt.is_main)
+        results[cfg.stream] = train_run(args, argv, rt, data, cfg, run_dir / cfg.stream, configs, save_probs=True)
+    parts, _ = training_split(run_dir / cfgs[0].stream / "split.json", data, configs[0], rt)
+    with RunDirLock(run_dir, enabled=rt.is_main):
+        fused = fuse_streams(run_dir, tuple(results), cfgs, data, parts["validation"], tuple(args.fusion_weights),
+                             configs[3], rt)  # fmt: skip
+    return {"run_dir": str(run_dir), "streams": results, **fused, "device": rt.device, "is_main": rt.is_main}
 
 
 def train_run(args: argparse.Namespace, argv, rt: Runtime, data: RunData, cfg: RunConfig, run_dir: Path,
-              configs: tuple) -> dict:  # fmt: skip
+              configs: tuple, save_probs: bool = False) -> dict:  # fmt: skip
     """Train the model of `cfg` on `data` into `run_dir` (resuming what is there), then score its checkpoints.
     configs: (TrainConfig, OptimConfig, LossConfig, EvalConfig), the typed flags (opts.settings)."""
     # -- the training clips by part, their loaders
@@ -120,7 +139,7 @@ def train_run(args: argparse.Namespace, argv, rt: Runtime, data: RunData, cfg: R
     spec = model_spec(cfg.model_name)
     opt = build_optimizer(model, spec.optimizer, optim)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype is torch.float16)
-    pos, resume = resume_position(args, run_dir, model, opt, scaler, cfg)
+    pos, resume = resume_position(args.resume, run_dir, args.trust_checkpoint, model, opt, scaler, cfg)
 
     # -- every check has passed: the run directory is ours (a lock) and written from here on
     with RunDirLock(run_dir, enabled=rt.is_main) as lock:
@@ -144,7 +163,8 @@ def train_run(args: argparse.Namespace, argv, rt: Runtime, data: RunData, cfg: R
         try:
             with memory_errors(train, cfg, run_dir):
                 best = fit(tr, loaders, val_loader, pos)
-                rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger, args.save_test_probs)
+                rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger,
+                                   save_probs or args.save_test_probs)  # fmt: skip
         finally:
             logger.close()  # TensorBoard's events reach the disk however the run ends
     return {"run_dir": str(run_dir), "best": best, "robustness": rows, "device": rt.device, "is_main": rt.is_main}
@@ -164,26 +184,6 @@ def runtime(args: argparse.Namespace, argv: list[str] | None) -> tuple[Runtime, 
     if skipped:
         notes.append(f"ignored for --model_type {args.model_type}: {', '.join(skipped)}")
     return rt, notes
-
-
-def echo_recipe(args: argparse.Namespace, argv: list[str] | None, optim, rt: Runtime) -> None:
-    """One line: what the --recipe preset set, what the command line overrode, and the learning rates it
-    trains with at this run's total batch."""
-    sgd = model_spec(MODEL_TYPES[args.model_type]).optimizer == "sgd"
-    lrs = {"lr": optim.lr} if sgd else {"lr_backbone1": optim.lr_backbone, "lr_head1": optim.lr_head}
-    echo(recipe_line(args.recipe, recipe_defaults(args.recipe, args.dataset), given_flags(argv), lrs,
-                     args.lr_batch, args.batch_size * rt.world_size), rt.is_main)  # fmt: skip
-
-
-def resume_position(args: argparse.Namespace, run_dir: Path, model, opt, scaler, cfg: RunConfig):
-    """(the run's position, the checkpoint it resumes from or None): --resume, else the run directory's
-    last.pt, else the start."""
-    resume = args.resume or (run_dir / "last.pt" if (run_dir / "last.pt").exists() else None)
-    if not resume:
-        return Position(), None
-    hint = None if args.resume else "delete it to start the run over, or pass --resume with another checkpoint"
-    ckpt = read_checkpoint(resume, trusted=args.trust_checkpoint, hint=hint)
-    return restore(ckpt, model, opt, scaler, cfg, resume), resume
 
 
 def open_run_dir(run_dir: Path, argv, args: argparse.Namespace, cfg: RunConfig, rt: Runtime) -> RunLogger:

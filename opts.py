@@ -21,10 +21,12 @@ from engine.config import EvalConfig, OptimConfig, TrainConfig
 from engine.objective import LossConfig
 from engine.predict import PredictOptions
 from models import model_spec
-from recipes import RECIPES, lr_scale, recipe_defaults
+from recipes import RECIPES, lr_scale, recipe_defaults, recipe_line
 from utils.threads import parse_threads
 
-MODEL_TYPES = {"poseconv": "poseconv3d", "motionbert": "motionbert", "tsm": "tsm"}  # --model_type -> registry
+# --model_type -> registry name
+MODEL_TYPES = {"poseconv": "poseconv3d", "motionbert": "motionbert", "tsm": "tsm", "stgcn": "stgcn",
+               "stgcnpp": "stgcnpp", "ctrgcn": "ctrgcn", "aagcn": "aagcn"}  # fmt: skip
 INPUT_FORMATS = ("Heatmap", "NCTHW_Heatmap", "Limb", "Grayscale", "Skeleton")
 DEFAULT_EVAL_ALPHAS = (0.0, 0.001, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
 # Flags that only one backbone reads (registry name -> flag destinations); those that are constructor
@@ -184,6 +186,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="coordinate inputs (--input_f Skeleton, MotionBERT): the joints, the bones (joint minus its parent in "
         "the layout's tree, 0 at the root) or the frame differences of either (0 in the last frame); computed after "
         "the corruption and saved with the run, so --evaluate and predict use it too",
+    )
+    g.add_argument(
+        "--keypoints",
+        choices=("2d", "3d"),
+        default="2d",
+        help="ntu60 / ntu120 without --ann_file: pyskl's HRNet 2D file (nturgbd/NAME_hrnet.pkl, COCO-17) or its "
+        "Kinect 3D file (nturgbd/NAME_3danno.pkl, NTU-25 joints in metres), under --data_root",
+    )
+    g.add_argument(
+        "--streams",
+        nargs="+",
+        choices=STREAMS,
+        default=None,
+        metavar="STREAM",
+        help="train one model per stream (joint, bone, joint_motion, bone_motion; each run in RUN_DIR/NAME/STREAM, one "
+        "after another, the same command resuming where it stopped), then score their late fusion on the clean test "
+        "clips and the whole corruption suite (RUN_DIR/NAME/robustness.csv) with --fusion_weights",
+    )
+    g.add_argument(
+        "--fusion_weights",
+        nargs="+",
+        default=["auto"],
+        metavar="W",
+        help="--streams: 'auto' (the weighting of 1s and 2s, pyskl's 2:2:1:1 included, with the best top-1 on the "
+        "validation clips; equal weights on a tie or without validation clips), 'equal', 'pyskl' (joint 2, bone 2, "
+        "motions 1) or one number per stream",
     )
     g.add_argument(
         "--save_test_probs",
@@ -468,13 +496,15 @@ def check_args(args: argparse.Namespace, err) -> None:
     """Reject flag values and combinations that cannot work: err(message) stops with one line (exit 2)."""
     check_ranges(args, err)
     spec = model_spec(MODEL_TYPES[args.model_type])
+    if args.keypoints == "3d" and not args.ann_file and CATALOG[args.dataset].ann_file_3d is None:
+        err(f"--keypoints 3d reads NTU's 3D file; {args.dataset} has none: pass --ann_file")
     if args.dataset == "custom" and not args.ann_file:
         err("the custom dataset reads a pyskl-format file: pass --ann_file FILE")
     if spec.reads == "joints" and args.input_f != "Skeleton":
         err(f"{args.model_type} takes joint coordinates: use --input_f Skeleton, not {args.input_f}")
     if spec.reads == "joints" and args.test_flip:
         err(f"--test_flip is for rendered volumes (PoseConv3D, TSM), not {args.model_type}")
-    if spec.reads == "joints" and args.num_clips > 1:
+    if spec.reads == "joints" and spec.joints_prep == "motionbert" and args.num_clips > 1:
         err(f"--num_clips is for rendered volumes: {args.model_type}'s test clip is the whole sequence resampled")
     if args.model_type == "tsm" and args.input_f == "Skeleton":
         err("TSM is a 2D CNN over rendered frames: use --input_f Heatmap, Limb or Grayscale")
@@ -491,6 +521,7 @@ def check_args(args: argparse.Namespace, err) -> None:
         err(f"recipe {args.recipe} fine-tunes a pretrained backbone: pass --pretrained FILE (MotionBERT's checkpoint)")
     if args.evaluate and args.resume:
         err("--evaluate and --resume exclude each other")
+    check_streams(args, err)
     if args.amp == "fp16" and args.device == "cpu":
         err("--amp fp16 needs CUDA; use --amp bf16 or none on the CPU")
     if args.stream != "joint" and spec.reads != "joints" and args.input_f != "Skeleton":
@@ -508,6 +539,33 @@ def check_args(args: argparse.Namespace, err) -> None:
     bad = [k for k in keys if k not in spec.kwargs()]
     if bad:
         err(f"--model_cfg {bad[0]} is not an argument of {args.model_type}; valid: {', '.join(spec.kwargs())}")
+
+
+def check_streams(args: argparse.Namespace, err) -> None:
+    """--streams and --fusion_weights: distinct streams of a coordinate input, weights that fit them."""
+    if args.streams is None:
+        if args.fusion_weights != ["auto"]:
+            err("--fusion_weights weighs the models of --streams: give --streams too")
+        return
+    if len(set(args.streams)) != len(args.streams):
+        err("--streams names a stream twice")
+    if args.evaluate or args.resume:
+        err("--streams trains and resumes its runs itself: --evaluate or --resume each stream's RUN_DIR/NAME/STREAM")
+    if model_spec(MODEL_TYPES[args.model_type]).reads != "joints" and args.input_f != "Skeleton":
+        err("--streams are streams of joint coordinates: use --input_f Skeleton, or a model of joints")
+    if args.fusion_weights in (["auto"], ["equal"], ["pyskl"]):
+        return
+    try:
+        weights = [float(w) for w in args.fusion_weights]
+    except ValueError:
+        err(f"--fusion_weights is auto, equal, pyskl or numbers, got {' '.join(args.fusion_weights)}")
+    if (
+        len(weights) != len(args.streams)
+        or not all(map(math.isfinite, weights))
+        or min(weights) < 0
+        or sum(weights) <= 0
+    ):
+        err(f"--fusion_weights needs one finite weight >= 0 per stream ({len(args.streams)}), not all 0")
 
 
 def check_ranges(args: argparse.Namespace, err) -> None:
@@ -613,6 +671,15 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
     return train, optim, loss, ev
 
 
+def recipe_summary(args: argparse.Namespace, argv: list[str] | None, optim: OptimConfig, world_size: int) -> str:
+    """One line: what the --recipe preset set, what the command line overrode, and the learning rates it
+    trains with at this run's total batch (`optim`, scaled by opts.settings)."""
+    sgd = model_spec(MODEL_TYPES[args.model_type]).optimizer == "sgd"
+    lrs = {"lr": optim.lr} if sgd else {"lr_backbone1": optim.lr_backbone, "lr_head1": optim.lr_head}
+    return recipe_line(args.recipe, recipe_defaults(args.recipe, args.dataset), given_flags(argv), lrs,
+                       args.lr_batch, args.batch_size * world_size)  # fmt: skip
+
+
 def checkpoint_args(args: argparse.Namespace) -> dict:
     """The parsed flags as plain values (--model_cfg pairs become a dict), as checkpoints store them."""
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
@@ -624,7 +691,7 @@ def run_name(args: argparse.Namespace) -> str:
     """--name, or one derived from the dataset, split, backbone, input and the loss flags."""
     if args.name:
         return args.name
-    flags = f"g{args.gamma:g}_a{args.noise_alpha:g}_s{args.seed}"
+    flags = f"g{args.gamma:g}_a{args.noise_alpha:g}_s{args.seed}" + ("_streams" if args.streams else "")
     return f"{args.dataset}_{args.split}_{args.model_type}_{args.input_f}_{flags}"
 
 

@@ -103,6 +103,19 @@ def restore(ckpt: dict, model, opt, scaler, cfg: RunConfig, source: str | Path) 
     return Position.of(ckpt)
 
 
+def resume_position(
+    given: str | Path | None, run_dir: Path, trusted: bool, model, opt, scaler, cfg: RunConfig
+) -> tuple[Position, Path | None]:
+    """(the run's position, the checkpoint it resumes from or None): `given` (--resume), else the run
+    directory's last.pt, else the start. Restores the weights, optimiser, scaler and RNG state."""
+    resume = given or (run_dir / "last.pt" if (run_dir / "last.pt").exists() else None)
+    if not resume:
+        return Position(), None
+    hint = None if given else "delete it to start the run over, or pass --resume with another checkpoint"
+    ckpt = read_checkpoint(resume, trusted=trusted, hint=hint)
+    return restore(ckpt, model, opt, scaler, cfg, resume), Path(resume)
+
+
 def load_run_model(
     path: str | Path, device: torch.device, trusted: bool = False
 ) -> tuple[torch.nn.Module, RunConfig, dict]:

@@ -50,6 +50,11 @@ class RunConfig:
         return get_layout(self.layout, self.layout_def)
 
     @property
+    def joints_prep(self) -> str:
+        """How the clips of a model of joint coordinates are prepared: 'motionbert' or 'gcn' (models/registry.py)."""
+        return model_spec(self.model_name).joints_prep
+
+    @property
     def test_size(self) -> int:
         """Side in pixels of the frames rendered for evaluation (validation, test, predict)."""
         return self.test_input_size or self.input_size
@@ -111,16 +116,7 @@ def resolve_run_config(
     if num_joints != layout.num_joints:
         raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
     _check_input(spec, fmt, stream, coord_dim, layout)
-    if spec.reads == "volume":
-        needed = input_channels(fmt, max_persons, layout)
-        if in_channels is not None and in_channels != needed:
-            raise UserError(
-                f"--in_channels {in_channels} does not fit --input_f {input_format} with {max_persons} "
-                f"persons and {layout.num_joints} joints: use --in_channels {needed}"
-            )
-        cfg = {"in_channels": needed, "num_classes": num_classes, "dropout": dropout}
-    else:
-        cfg = {"num_classes": num_classes, "dropout": dropout, "num_joints": layout.num_joints}
+    cfg = {"num_classes": num_classes, "dropout": dropout, **_input_kwargs(spec, fmt, layout, max_persons, in_channels)}
     cfg.update(model_kwargs or {})
     return RunConfig(
         model_name=model_name,
@@ -140,6 +136,26 @@ def resolve_run_config(
     )
 
 
+def _input_kwargs(spec: ModelSpec, fmt: str, layout: Layout, max_persons: int, in_channels: int | None) -> dict:
+    """The constructor arguments that size a backbone's input: `in_channels` of a rendered volume (checked
+    against what the user asked for), or `num_joints` of joint coordinates, with a graph network's layout
+    (a declared one by its definition) and persons. Raises UserError."""
+    if spec.reads == "volume":
+        needed = input_channels(fmt, max_persons, layout)
+        if in_channels is not None and in_channels != needed:
+            raise UserError(
+                f"--in_channels {in_channels} does not fit --input_f {fmt} with {max_persons} "
+                f"persons and {layout.num_joints} joints: use --in_channels {needed}"
+            )
+        return {"in_channels": needed}
+    out = {"num_joints": layout.num_joints}
+    if spec.joints_prep == "gcn":  # the graph of the layout's joints
+        out["layout"] = definition(layout) or layout.name
+        if "num_person" in spec.kwargs():  # input batch norms per person
+            out["num_person"] = max_persons
+    return out
+
+
 def _check_input(spec: ModelSpec, fmt: str, stream: str, coord_dim: int, layout: Layout) -> None:
     """The input format, stream and keypoints must be ones the backbone `spec` reads. Raises UserError."""
     if stream not in STREAMS:
@@ -148,7 +164,7 @@ def _check_input(spec: ModelSpec, fmt: str, stream: str, coord_dim: int, layout:
         raise UserError(
             f"--stream {stream} is for coordinate inputs: use --input_f Skeleton (or MotionBERT), not {fmt} volumes"
         )
-    if spec.reads == JOINTS and coord_dim == 2 and layout.name not in JOINT_ORDERS:
+    if spec.reads == JOINTS and spec.joints_prep == "motionbert" and coord_dim == 2 and layout.name not in JOINT_ORDERS:
         raise UserError(
             f"{spec.name} reads 2D keypoints in coco17 (mapped to its H36M order) or h36m17 (its own order), "
             f"not {layout.name}: convert the keypoints to one of them, give 3D keypoints (any layout), or train "

@@ -50,6 +50,7 @@ def load_run_data(
     protocol: str,
     synthetic_options: dict | None = None,
     layout: str | None = None,
+    keypoints: str = "2d",
 ) -> RunData:
     """Load, validate and split a dataset of the catalog (datasets/store/catalog.py). NTU60/120 have their fixed
     classes; the synthetic and custom ones count the labels they hold, and a custom file of NTU-named
@@ -57,11 +58,12 @@ def load_run_data(
     ('classes', as `datasets.convert folder` writes them) has that many, and the run keeps the names
     as its label map (predict prints them). The joint layout: `layout` (--layout,
     a built-in name or FILE.json), else the file's declaration, else the dataset's or one inferred from
-    the joint count (datasets/store/layouts.choose_layout). Raises UserError (one line)."""
+    the joint count (datasets/store/layouts.choose_layout). keypoints: '2d' or '3d', the dataset's file to read
+    without ann_file (NTU's HRNet 2D or Kinect 3D file). Raises UserError (one line)."""
     spec = dataset_spec(dataset)
     counted = dataset in ("synthetic", "custom")
     store, path = load_store(dataset, data_root, ann_file, synthetic_options=synthetic_options,
-                             num_classes=10**9 if counted else spec.num_classes)  # fmt: skip
+                             num_classes=10**9 if counted else spec.num_classes, keypoints=keypoints)  # fmt: skip
     release_freed_memory()  # the unpickled file is gone; its heap would stay resident, and shared by workers
     num_classes = int(store.labels.max()) + 1 if counted else spec.num_classes
     label_map, notes = (ntu_label_map(store.names, store.labels) if dataset == "custom" else None), []
@@ -75,7 +77,7 @@ def load_run_data(
         notes.append(f"the clips are named and labelled as NTU RGB+D: {num_classes} classes, {label_map} names")
     try:
         layout, inferred = choose_layout(store.num_joints, store.coord_dim, given=layout, declared=store.layout,
-                                         default=spec.layout, source=Path(path).name)  # fmt: skip
+                                         default=spec.default_file(keypoints)[2], source=Path(path).name)  # fmt: skip
         notes += [inferred] if inferred else []
         train_split, test_split = split_names(spec, protocol)
         train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)
@@ -222,6 +224,7 @@ def train_loaders(
             store, idx, reads=cfg.reads, train=True, clip_len=cfg.clip_len, layout=cfg.joint_layout,
             input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
             max_persons=cfg.max_persons, corruptions=train.corruptions or None, augment=train.augment,
+            joints_prep=cfg.joints_prep, stream=cfg.stream,
         )  # fmt: skip
 
     has_ul = compares_views and len(unlabelled_idx) > 0
@@ -254,7 +257,7 @@ def eval_dataset(
     return SkeletonClips(
         store, idx, reads=cfg.reads, train=False, clip_len=cfg.clip_len, layout=cfg.joint_layout,
         num_clips=num_clips, input_size=cfg.test_size, seed=seed, max_persons=cfg.max_persons,
-        corruptions=(corruption,),
+        corruptions=(corruption,), joints_prep=cfg.joints_prep, stream=cfg.stream,
     )  # fmt: skip
 
 
@@ -282,7 +285,9 @@ def model_input(
     H = W = cfg.input_size, or cfg.test_size for evaluation clips (`test`), which were resized to it
     (2B with `double`; into `out` when given, Heatmap and Limb only); joint coordinates (B, M, T, V, 3)
     are already the input. Coordinate inputs take the run's stream (bones, motions) here, after the view's
-    corruption, which the clips carry already."""
+    corruption, which the clips carry already; a GCN's clips carry pyskl's features of the stream already."""
+    if cfg.reads == JOINTS and cfg.joints_prep == "gcn":  # pyskl's features, computed per clip in the workers
+        return kp
     if cfg.reads == JOINTS:
         return joints_input_stream(kp, cfg.stream, cfg.joint_layout, cfg.coord_dim)
     side = cfg.test_size if test else cfg.input_size

@@ -30,7 +30,10 @@ def build_training_model(
     `backbone_only` (--pretrained) or the whole model (--tune_from); a main.py checkpoint of another input
     is refused (UserError, one line). trusted: the file may hold more than tensors (--trust_checkpoint)."""
     spec = model_spec(cfg.model_name)
-    model = build_model(cfg).to(rt.device)
+    try:
+        model = build_model(cfg).to(rt.device)
+    except (ValueError, TypeError) as e:  # a --model_cfg value the backbone rejects
+        raise UserError(f"{cfg.model_name} cannot be built with {cfg.model_cfg}: {e}; change --model_cfg") from e
     if weights:
         ckpt = read_checkpoint(weights, trusted=trusted)
         diff = config_differences(ckpt["config"], cfg, INPUT_FIELDS) if isinstance(ckpt.get("config"), dict) else []

@@ -62,7 +62,9 @@ def run_predict(opts: PredictOptions) -> dict:
         raise InputError(
             f"--test_flip is for rendered volumes, not {cfg.model_name}'s joint coordinates: use --no-test_flip"
         )
-    if num_clips > 1 and cfg.reads == JOINTS:  # its test view is the whole clip, resampled (main.py too)
+    if (
+        num_clips > 1 and cfg.reads == JOINTS and cfg.joints_prep == "motionbert"
+    ):  # its test view is the whole clip, resampled (main.py too)
         raise InputError(f"--num_clips is for rendered volumes: {cfg.model_name} tests the whole clip, resampled once")
 
     source = Path(opts.input).name

@@ -161,7 +161,7 @@ class AAGCN(nn.Module):
         return x.reshape((n, m) + x.shape[1:])  # (N, M, C', T', V)
 
 
-@register_model("aagcn", reads="joints", clip_len=100, optimizer="sgd")
+@register_model("aagcn", reads="joints", clip_len=100, optimizer="sgd", joints_prep="gcn")
 def aagcn(
     num_classes: int = 60,
     dropout: float = 0.0,

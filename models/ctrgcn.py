@@ -190,7 +190,7 @@ class CTRGCN(nn.Module):
         return x.reshape((n, m) + x.shape[1:])  # (N, M, C', T', V)
 
 
-@register_model("ctrgcn", reads="joints", clip_len=100, optimizer="sgd")
+@register_model("ctrgcn", reads="joints", clip_len=100, optimizer="sgd", joints_prep="gcn")
 def ctrgcn(
     num_classes: int = 60,
     dropout: float = 0.0,

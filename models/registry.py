@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from torch import nn
 
 READS = ("volume", "joints")
+# How a model of joint coordinates wants its clips prepared (datasets/pipeline/clips.py): MotionBERT's
+# normalisation and resampling, or pyskl's GCN pipeline (datasets/pipeline/gcn_prep.py).
+JOINTS_PREPS = ("motionbert", "gcn")
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -35,6 +38,9 @@ class ModelSpec:
     optimizer: 'sgd' (one group, SGD with a per-step schedule) or 'adamw' (backbone and head groups with
         their own learning rates, decayed per epoch).
     unused_parameters: some parameters get no gradient in training (DDP must look for them).
+    joints_prep: for reads 'joints', how the clips are prepared: 'motionbert' (camera normalisation or
+        centring, resampling to clip_len) or 'gcn' (pyskl's PreNormalize, GenSkeFeat of the run's stream per
+        clip, UniformSample; several test clips per video). The constructor of a 'gcn' model takes `layout`.
     """
 
     name: str
@@ -45,6 +51,7 @@ class ModelSpec:
     max_clip_len_arg: str | None = None
     optimizer: str = "sgd"
     unused_parameters: bool = False
+    joints_prep: str = "motionbert"
 
     @property
     def size_arg(self) -> str:
@@ -73,16 +80,20 @@ def register_model(
     max_clip_len_arg: str | None = None,
     optimizer: str = "sgd",
     unused_parameters: bool = False,
+    joints_prep: str = "motionbert",
 ) -> Callable:
     """Decorator registering a model class or factory under `name`, with its contract (see ModelSpec)."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        if reads not in READS or optimizer not in OPTIMIZERS:
-            raise ValueError(f"model {name!r}: reads must be one of {READS} and optimizer one of {OPTIMIZERS}")
-        spec = ModelSpec(name, fn, reads, clip_len, clip_len_arg, max_clip_len_arg, optimizer, unused_parameters)
+        if reads not in READS or optimizer not in OPTIMIZERS or joints_prep not in JOINTS_PREPS:
+            raise ValueError(f"model {name!r}: reads must be one of {READS}, optimizer one of {OPTIMIZERS} and "
+                             f"joints_prep one of {JOINTS_PREPS}")  # fmt: skip
+        spec = ModelSpec(name, fn, reads, clip_len, clip_len_arg, max_clip_len_arg, optimizer, unused_parameters,
+                         joints_prep)  # fmt: skip
         missing = {"num_classes", "dropout", spec.size_arg} - set(spec.kwargs())
+        missing |= {"layout"} - set(spec.kwargs()) if reads == "joints" and joints_prep == "gcn" else set()
         missing |= {a for a in (clip_len_arg, max_clip_len_arg) if a is not None} - set(spec.kwargs())
         if missing:
             raise TypeError(f"model {name!r} lacks the core keyword(s) {', '.join(sorted(missing))}")

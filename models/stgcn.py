@@ -218,7 +218,7 @@ def _build(
     return GCNRecognizer(net, net.out_channels, num_classes, dropout)
 
 
-@register_model("stgcn", reads="joints", clip_len=100, optimizer="sgd")
+@register_model("stgcn", reads="joints", clip_len=100, optimizer="sgd", joints_prep="gcn")
 def stgcn(
     num_classes: int = 60,
     dropout: float = 0.0,
@@ -246,7 +246,7 @@ def stgcn(
     )
 
 
-@register_model("stgcnpp", reads="joints", clip_len=100, optimizer="sgd")
+@register_model("stgcnpp", reads="joints", clip_len=100, optimizer="sgd", joints_prep="gcn")
 def stgcnpp(
     num_classes: int = 60,
     dropout: float = 0.0,

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from datasets.pipeline.augment import AugmentConfig, augment_clip
 from datasets.pipeline.corruptions import corrupt, corruption_rng
+from datasets.pipeline.gcn_prep import gcn_clip
 from datasets.pipeline.motionbert_prep import motionbert_clip, motionbert_clip_3d
 from datasets.pipeline.noise import add_joint_noise
 from datasets.pipeline.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
@@ -43,6 +44,8 @@ NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item 
 # for any model that reads joints).
 VOLUME, JOINTS = "volume", "joints"
 READS = (VOLUME, JOINTS)
+JOINTS_PREPS = ("motionbert", "gcn")  # how joint coordinates are prepared (models/registry.py's joints_prep)
+GCN_FEATS = {"joint": "j", "bone": "b", "joint_motion": "jm", "bone_motion": "bm"}  # --stream -> pyskl's feats
 AUGMENT_STREAM = 1  # last word of the augmentations' generator seed (see the module doc)
 
 
@@ -101,6 +104,9 @@ class SkeletonClips(Dataset):
     layout: joint layout (flip pairs). seed: base seed. max_persons: persons per clip after padding.
     augment: skeleton augmentations of training clips (datasets/pipeline/augment.py), applied to the whole clip
         before frame sampling and before the corruption, so both views share them; None or all off: none.
+    joints_prep: for reads 'joints', MotionBERT's preparation ('motionbert') or pyskl's GCN pipeline ('gcn':
+        PreNormalize, the stream's features, UniformSample of clip_len frames, num_clips test clips per item).
+    stream: the input stream the 'gcn' preparation computes per clip (joint, bone, joint_motion, bone_motion).
     """
 
     def __init__(
@@ -120,6 +126,8 @@ class SkeletonClips(Dataset):
         max_persons: int = 2,
         corruptions: tuple[tuple[str, float], ...] | None = None,
         augment: AugmentConfig | None = None,
+        joints_prep: str = "motionbert",
+        stream: str = "joint",
     ) -> None:
         if reads not in READS:
             raise ValueError(f"unknown input kind {reads!r}; choose one of {READS}")
@@ -135,6 +143,9 @@ class SkeletonClips(Dataset):
             raise ValueError("an evaluation set is corrupted by exactly one (family, severity)")
         self.seed, self.max_persons, self.epoch = seed, max_persons, 0
         self.augment = augment if train and augment is not None and augment.enabled else None
+        self.joints_prep, self.stream = joints_prep, stream
+        if joints_prep not in JOINTS_PREPS or (joints_prep == "gcn" and stream not in GCN_FEATS):
+            raise ValueError(f"unknown joints_prep {joints_prep!r} or stream {stream!r}")
         if reads == VOLUME:
             full = (
                 pose_train_pipeline(clip_len, input_size=input_size, layout=layout)
@@ -163,6 +174,8 @@ class SkeletonClips(Dataset):
             noise_rng = corruption_rng(*self.corruptions[0], index)
         if self.reads == VOLUME:
             views = self._volume_views(clip, rng, noise_rng)
+        elif self.joints_prep == "gcn":
+            views = self._gcn_views(clip, rng, noise_rng)
         else:
             views = self._joints_views(clip, rng, noise_rng)
         views["label"] = np.int64(clip["label"])
@@ -230,20 +243,26 @@ class SkeletonClips(Dataset):
             )
         return out
 
-    def _joints_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
+    def _corrupted_coords(
+        self, clip: dict, corruption: tuple[str, float] | None, noise_rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The whole clip's (keypoint, keypoint_score) under a view's corruption (None: clean). Jitter is drawn
+        on the raw coordinates and cast back to the stored dtype, so that a float16 normalisation (MotionBERT's
+        camera normalisation, pyskl's PreNormalize3D) treats noisy and clean clips alike."""
         kp, score = clip["keypoint"], clip["keypoint_score"]
+        if corruption is not None and corruption[0] != "jitter":
+            corrupted = self._corrupt(clip, corruption, noise_rng)
+            return corrupted["keypoint"].astype(kp.dtype), corrupted["keypoint_score"]
+        if corruption is not None and corruption[1] > 0:
+            kp = add_joint_noise(kp, score, corruption[1], noise_rng, img_shape=clip["img_shape"]).astype(kp.dtype)
+        return kp, score
+
+    def _joints_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
         # Both views share the resampling and scale draw: the same seed for each.
         aug_seed = int(rng.integers(2**63))
         out = {}
         for prefix, corruption in self._views(rng):
-            k, sc = kp, score
-            if corruption is not None and corruption[0] != "jitter":
-                corrupted = self._corrupt(clip, corruption, noise_rng)
-                k, sc = corrupted["keypoint"].astype(kp.dtype), corrupted["keypoint_score"]
-            elif corruption is not None and corruption[1] > 0:
-                # Noise on the raw coordinates; back to the stored dtype so MotionBERT's float16 camera
-                # normalisation is applied to noisy and clean clips alike.
-                k = add_joint_noise(kp, score, corruption[1], noise_rng, img_shape=clip["img_shape"]).astype(kp.dtype)
+            k, sc = self._corrupted_coords(clip, corruption, noise_rng)
             view_rng = np.random.default_rng(aug_seed)
             if k.shape[-1] == 3:  # 3D joints of any layout: x, y, z centred and scaled per clip
                 view = motionbert_clip_3d(k, self.clip_len, test_mode=not self.train, rng=view_rng)
@@ -260,4 +279,19 @@ class SkeletonClips(Dataset):
                 )
             # One view: MotionBERT's test clip is the whole sequence resampled, so more would be copies.
             out[prefix + "keypoint"] = view[None].astype(np.float32)  # (1, 2, T, V, 3)
+        return out
+
+    def _gcn_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
+        """pyskl's GCN input of each view: (S, M, clip_len, V, 3) float32 under `keypoint`, S = num_clips; x, y, z
+        (3D) or x, y, score (2D) of the run's stream. Both views of a training item sample the same frames;
+        test clips take pyskl's fixed test sampling (seed 255), as its evaluation does."""
+        aug_seed = int(rng.integers(2**63))
+        out = {}
+        for prefix, corruption in self._views(rng):
+            k, sc = self._corrupted_coords(clip, corruption, noise_rng)
+            out[prefix + "keypoint"] = gcn_clip(
+                k, (GCN_FEATS[self.stream],), self.layout, keypoint_score=None if k.shape[-1] == 3 else sc,
+                img_shape=tuple(clip["img_shape"]), clip_len=self.clip_len, num_clips=self.num_clips,
+                num_person=self.max_persons, test_mode=not self.train, rng=np.random.default_rng(aug_seed),
+            )  # fmt: skip
         return out

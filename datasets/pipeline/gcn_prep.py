@@ -187,6 +187,26 @@ def pre_normalize_2d(
     return out
 
 
+# Joint names (datasets/store/layouts.py) that pre_normalize_3d's centre and axes are found by, in any layout.
+_SPINE_BASE, _SPINE_MID = ("spine_base", "hip_center", "pelvis"), ("spine_mid", "spine")
+
+
+def body_axes(bones: Layout | str | Sequence[int]) -> tuple[int, dict | None]:
+    """Where pre_normalize_3d centres and turns a clip of this layout: (center_joint, {'z_axis', 'x_axis'} or
+    None). By joint name: the spine's middle, turned along the spine (its base to its middle) and the
+    shoulders (left to right), as pyskl does for NTU's 25 joints (1, (0, 1), (4, 8)); a layout without
+    these joints (or given as bare parents) is centred on the root of its tree and not turned."""
+    layout = get_layout(PYSKL_NAMES.get(bones, bones)) if isinstance(bones, str) else bones
+    index = {name: v for v, name in enumerate(layout.joints)} if isinstance(layout, Layout) else {}
+    base = next((index[n] for n in _SPINE_BASE if n in index), None)
+    mid = next((index[n] for n in _SPINE_MID if n in index), None)
+    shoulders = index.get("left_shoulder"), index.get("right_shoulder")
+    if base is None or mid is None or None in shoulders:
+        root = next(v for v, p in enumerate(bone_parents(bones)) if v == p)
+        return root, None
+    return mid, {"z_axis": (base, mid), "x_axis": shoulders}
+
+
 # ----------------------------------------------------------------------------------- features
 
 
@@ -385,7 +405,9 @@ def gcn_clip(
     Returns: float32 (num_clips, num_person, clip_len, V, C * len(feats)), C = 3.
     """
     if keypoint_score is None:
-        kp, total_frames, _ = pre_normalize_3d(keypoint)
+        center, axes = body_axes(bones)
+        kp, total_frames, _ = pre_normalize_3d(keypoint, align_spine=axes is not None, center_joint=center,
+                                               **(axes or {}))  # fmt: skip
         coord_dim = 3
     else:
         kp = pre_normalize_2d(keypoint, keypoint_score, img_shape)
