@@ -18,7 +18,7 @@ from engine.checkpoint import build_model
 from engine.config import EvalConfig, RunConfig
 from engine.data import RunData, eval_loader
 from engine.evaluate import accuracy, predict_probs
-from engine.report import SWEEP_PROBS, report
+from engine.report import SWEEP_PROBS, TEST_PROBS, report
 from utils.checkpoint import read_checkpoint
 from utils.errors import UserError
 from utils.logger import echo
@@ -123,6 +123,7 @@ def fuse_streams(
         echo("note: the fusion is scored by the single-process command (sweep probabilities are per process)", True)
         return {"weights": weights, "robustness": []}
     rows = fused_sweep(run_dirs, weights, rt)
+    _save_fused_clean(run_dirs, weights, run_dir / TEST_PROBS)
     echo(f"fusion of {', '.join(f'{s} x{w:g}' for s, w in zip(streams, weights, strict=True))} ({how['rule']}; "
          f"each stream's {checkpoint} checkpoint)", rt.is_main)  # fmt: skip
     for row in rows:
@@ -133,3 +134,11 @@ def fuse_streams(
         json.dumps({"streams": list(streams), "checkpoint": checkpoint, **how}, indent=1)
     )
     return {"weights": weights, "robustness": rows}
+
+
+def _save_fused_clean(run_dirs: list[Path], weights: tuple[float, ...], out: Path) -> None:
+    """The fusion's probabilities of the clean test clips, as TEST_PROBS (engine/report.save_probs's schema,
+    checkpoint 'fused'), for scripts/fuse.py and scripts/accuracy_table.py."""
+    zs = [np.load(d / TEST_PROBS) for d in run_dirs]
+    probs = fuse([z["probs"] for z in zs], weights).astype(np.float32)
+    np.savez(out, names=zs[0]["names"], labels=zs[0]["labels"], probs=probs, checkpoint="fused", epoch=-1)

@@ -154,6 +154,8 @@ def test_streams_train_one_model_each_then_score_their_fusion(tmp_path, ann_file
     for r, row in enumerate(out["robustness"]):
         probs = fuse([z["probs"][r] for z in sweeps], tuple(fusion["weights"]))
         assert row["top1"] == pytest.approx(float((probs.argmax(1) == sweeps[0]["labels"]).mean()))
+    clean = np.load(run / "test_probs.npz")  # the fusion's clean probabilities, for scripts/fuse.py and tables
+    assert float((clean["probs"].argmax(1) == clean["labels"]).mean()) == pytest.approx(out["robustness"][0]["top1"])
 
 
 def test_streams_resume_where_a_stream_stopped(tmp_path, ann_file, monkeypatch):
