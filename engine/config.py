@@ -42,6 +42,9 @@ class RunConfig:
     stream: str = "joint"  # coordinate inputs: joint, bone, joint_motion or bone_motion (datasets/batch/streams.py)
     layout_def: dict | None = None  # a declared layout's definition (datasets/store/layouts.py); None: built in
     test_input_size: int | None = None  # side of the rendered frames at evaluation; None: input_size
+    # The Skeleton input of a volume model on 3D clips carries each joint's depth (x, y, depth per joint);
+    # False: the front view alone (runs before it existed).
+    skeleton_depth: bool = False
 
     @cached_property
     def joint_layout(self) -> Layout:
@@ -116,7 +119,9 @@ def resolve_run_config(
     if num_joints != layout.num_joints:
         raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
     _check_input(spec, fmt, stream, coord_dim, layout)
-    cfg = {"num_classes": num_classes, "dropout": dropout, **_input_kwargs(spec, fmt, layout, max_persons, in_channels)}
+    depth = spec.reads == "volume" and fmt == "Skeleton" and coord_dim == 3
+    size = _input_kwargs(spec, fmt, layout, max_persons, in_channels, depth)
+    cfg = {"num_classes": num_classes, "dropout": dropout, **size}
     cfg.update(model_kwargs or {})
     return RunConfig(
         model_name=model_name,
@@ -133,15 +138,18 @@ def resolve_run_config(
         coord_dim=coord_dim,
         label_map=label_map,
         stream=stream,
+        skeleton_depth=depth,
     )
 
 
-def _input_kwargs(spec: ModelSpec, fmt: str, layout: Layout, max_persons: int, in_channels: int | None) -> dict:
+def _input_kwargs(
+    spec: ModelSpec, fmt: str, layout: Layout, max_persons: int, in_channels: int | None, depth: bool = False
+) -> dict:
     """The constructor arguments that size a backbone's input: `in_channels` of a rendered volume (checked
     against what the user asked for), or `num_joints` of joint coordinates, with a graph network's layout
     (a declared one by its definition) and persons. Raises UserError."""
     if spec.reads == "volume":
-        needed = input_channels(fmt, max_persons, layout)
+        needed = input_channels(fmt, max_persons, layout, depth)
         if in_channels is not None and in_channels != needed:
             raise UserError(
                 f"--in_channels {in_channels} does not fit --input_f {fmt} with {max_persons} "
@@ -217,6 +225,7 @@ class TrainConfig:
     compile: bool = False
     ckpt_every: float = 0.0  # seconds between mid-epoch checkpoints (0: only at the end of each epoch)
     augment: AugmentConfig = AugmentConfig()
+    repair: tuple[str, ...] = ()  # datasets/pipeline/repair.py steps on every training view (after corruption)
 
 
 @dataclass(frozen=True)
@@ -257,3 +266,4 @@ class EvalConfig:
     batch_size: int = 16
     workers: int = 0
     seed: int = 0
+    repair: tuple[str, ...] = ()  # datasets/pipeline/repair.py steps on every test clip (after its corruption)

@@ -224,7 +224,7 @@ def train_loaders(
             store, idx, reads=cfg.reads, train=True, clip_len=cfg.clip_len, layout=cfg.joint_layout,
             input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
             max_persons=cfg.max_persons, corruptions=train.corruptions or None, augment=train.augment,
-            joints_prep=cfg.joints_prep, stream=cfg.stream,
+            joints_prep=cfg.joints_prep, stream=cfg.stream, depth=cfg.skeleton_depth, repair=train.repair,
         )  # fmt: skip
 
     has_ul = compares_views and len(unlabelled_idx) > 0
@@ -251,13 +251,15 @@ def eval_dataset(
     num_clips: int,
     seed: int,
     corruption: tuple[str, float] = ("jitter", 0.0),
+    repair: tuple[str, ...] = (),
 ) -> SkeletonClips:
     """Test clips of `idx` as the run's evaluation sees them, under one (family, severity) corruption of
     datasets/pipeline/corruptions.py, fixed per clip (the default: clean)."""
     return SkeletonClips(
         store, idx, reads=cfg.reads, train=False, clip_len=cfg.clip_len, layout=cfg.joint_layout,
         num_clips=num_clips, input_size=cfg.test_size, seed=seed, max_persons=cfg.max_persons,
-        corruptions=(corruption,), joints_prep=cfg.joints_prep, stream=cfg.stream,
+        corruptions=(corruption,), joints_prep=cfg.joints_prep, stream=cfg.stream, depth=cfg.skeleton_depth,
+        repair=repair,
     )  # fmt: skip
 
 
@@ -269,7 +271,7 @@ def eval_loader(
     rt: Runtime,
     corruption: tuple[str, float] = ("jitter", 0.0),
 ) -> DataLoader:
-    ds = eval_dataset(store, idx, cfg, ev.num_clips, ev.seed, corruption)
+    ds = eval_dataset(store, idx, cfg, ev.num_clips, ev.seed, corruption, ev.repair)
     return make_loader(ds, ev.batch_size, rt, ev.seed, False, ev.workers)
 
 
@@ -312,7 +314,7 @@ def step_input(views: list[tuple[dict, str]], cfg: RunConfig, rt: Runtime, buffe
     if cfg.reads != VOLUME or cfg.input_format not in ("Heatmap", "Limb"):
         return torch.cat([model_input(kp, score, cfg) for kp, score in kps])
     n, t = sum(len(kp) for kp, _ in kps), kps[0][0].shape[2]
-    c = input_channels(cfg.input_format, kps[0][0].shape[1], cfg.joint_layout)
+    c = input_channels(cfg.input_format, kps[0][0].shape[1], cfg.joint_layout, cfg.skeleton_depth)
     shape = (n, c, t, cfg.input_size, cfg.input_size)  # (N, C, T, H, W)
     if shape not in buffers:
         buffers.clear()  # one shape at a time (the last, smaller batch of an epoch changes it)

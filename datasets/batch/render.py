@@ -63,8 +63,8 @@ _FORMATS = {
 }
 
 
-def _check_inputs(kp: Tensor, score: Tensor) -> tuple[Tensor, Tensor]:
-    if kp.dim() != 5 or kp.shape[-1] != 2:
+def _check_inputs(kp: Tensor, score: Tensor, channels: tuple[int, ...] = (2,)) -> tuple[Tensor, Tensor]:
+    if kp.dim() != 5 or kp.shape[-1] not in channels:
         raise ValueError(f"kp must be (N, M, T, V, 2) pixel x, y; got shape {tuple(kp.shape)}")
     if score.shape != kp.shape[:-1]:
         raise ValueError(f"score must be (N, M, T, V) = {tuple(kp.shape[:-1])}; got {tuple(score.shape)}")
@@ -557,24 +557,26 @@ def render_grayscale(
 def render_skeleton(
     kp: Tensor, score: Tensor, size: tuple[int, int], stream: str = "joint", layout: Layout = COCO17
 ) -> Tensor:
-    """Coordinates as input channels: (N, M*V*2, T, 1, 1) float32.
+    """Coordinates as input channels: (N, M*V*C, T, 1, 1) float32, C = 2, or 3 with a depth channel.
 
-    Channel order is (M, V, xy) flattened: channel (m * V + v) * 2 + 0 is x of joint v of person m,
-    + 1 its y. x and y are mapped from [0, W] and [0, H] pixels to [-1, 1] (2 x / W - 1), so a
-    horizontal flip (x -> W - x) negates x. Missing joints (score 0, or both coordinates 0) are 0.
+    Channel order is (M, V, C) flattened: channel (m * V + v) * C + 0 is x of joint v of person m,
+    + 1 its y (+ 2 its depth). x and y are mapped from [0, W] and [0, H] pixels to [-1, 1] (2 x / W - 1), so a
+    horizontal flip (x -> W - x) negates x; a depth channel (3D clips, datasets/pipeline/clips.project_3d) is
+    normalised already and passes unchanged. Missing joints (score 0, or all coordinates 0) are 0.
     stream: 'joint', or the bones / motions of the mapped coordinates with the layout's parents
     (datasets/batch/streams.py; 0 wherever a joint they need is missing).
     """
-    kp, score = _check_inputs(kp, score)
-    n, m, t, v, _ = kp.shape
+    kp, score = _check_inputs(kp, score, channels=(2, 3))
+    n, m, t, v, c = kp.shape
     h, w = size
-    scale = torch.tensor([2 / w, 2 / h], dtype=torch.float32, device=kp.device)
-    coords = kp * scale - 1  # (N, M, T, V, 2)
+    scale = torch.tensor([2 / w, 2 / h, 1.0][:c], dtype=torch.float32, device=kp.device)
+    shift = torch.tensor([1.0, 1.0, 0.0][:c], dtype=torch.float32, device=kp.device)
+    coords = kp * scale - shift  # (N, M, T, V, C)
     missing = (score <= 0) | (kp == 0).all(dim=-1)  # (N, M, T, V)
     coords = coords.masked_fill(missing[..., None], 0)
     if stream != "joint":
-        coords = joint_stream(coords, stream, parents(layout), missing)  # (N, M, T, V, 2)
-    return coords.permute(0, 1, 3, 4, 2).reshape(n, m * v * 2, t, 1, 1)  # (N, M*V*2, T, 1, 1)
+        coords = joint_stream(coords, stream, parents(layout), missing)  # (N, M, T, V, C)
+    return coords.permute(0, 1, 3, 4, 2).reshape(n, m * v * c, t, 1, 1)  # (N, M*V*C, T, 1, 1)
 
 
 def flip_keypoints(kp: Tensor, score: Tensor, width: int, flip_order: Sequence[int]) -> tuple[Tensor, Tensor]:
@@ -585,7 +587,7 @@ def flip_keypoints(kp: Tensor, score: Tensor, width: int, flip_order: Sequence[i
     """
     x = kp[..., 0]
     x = torch.where(x != 0, width - x, x)
-    flipped = torch.stack([x, kp[..., 1]], dim=-1)
+    flipped = torch.cat([x[..., None], kp[..., 1:]], dim=-1)  # a depth channel stays
     order = torch.as_tensor(list(flip_order), device=kp.device)
     return flipped[..., order, :], score[..., order]
 
@@ -614,8 +616,9 @@ def _canonical(input_format: str) -> str:
     return name
 
 
-def input_channels(input_format: str, num_persons: int, layout: Layout = COCO17) -> int:
-    """Channel count C of `render(input_format, ...)` for `num_persons` persons of `layout`."""
+def input_channels(input_format: str, num_persons: int, layout: Layout = COCO17, depth: bool = False) -> int:
+    """Channel count C of `render(input_format, ...)` for `num_persons` persons of `layout` (Skeleton: with
+    a depth channel per joint when `depth`)."""
     name = _canonical(input_format)
     if name == "heatmap":
         return layout.num_joints
@@ -623,7 +626,7 @@ def input_channels(input_format: str, num_persons: int, layout: Layout = COCO17)
         return len(layout.limbs)
     if name == "grayscale":
         return 1
-    return num_persons * layout.num_joints * 2
+    return num_persons * layout.num_joints * (3 if depth else 2)
 
 
 def render(
@@ -682,7 +685,8 @@ def _check_request(input_format: str, name: str, kp: Tensor, layout: Layout, out
     name: the canonical format of `input_format`; kp: (N, M, T, V, 2) with V the layout's joint count;
     out only for heatmap and limb volumes, a stream other than 'joint' only for Skeleton.
     """
-    if kp.dim() != 5 or kp.shape[-1] != 2:
+    channels = (2, 3) if name == "skeleton" else (2,)  # Skeleton also takes a depth channel
+    if kp.dim() != 5 or kp.shape[-1] not in channels:
         raise ValueError(f"kp must be (N, M, T, V, 2) pixel x, y; got shape {tuple(kp.shape)}")
     if kp.shape[3] != layout.num_joints:
         raise ValueError(f"kp has {kp.shape[3]} joints but layout {layout.name} has {layout.num_joints}")

@@ -3,7 +3,7 @@
 Pixels are not made here: the training loop renders heatmap volumes for the whole batch on its
 device (datasets/batch/render.py). Each item is a dict of small arrays::
 
-    keypoint        float32 (S, M, T, V, 2)  S = num_clips views, M = max_persons (zero-padded)
+    keypoint        float32 (S, M, T, V, 2)  S = num_clips views, M = max_persons (zero-padded); 3 with depth
     keypoint_score  float32 (S, M, T, V)
     noisy_keypoint, noisy_keypoint_score     the same frames with joint noise (training, when asked)
     label           int64 ()
@@ -34,6 +34,7 @@ from datasets.pipeline.corruptions import corrupt, corruption_rng
 from datasets.pipeline.gcn_prep import gcn_clip
 from datasets.pipeline.motionbert_prep import motionbert_clip, motionbert_clip_3d
 from datasets.pipeline.noise import add_joint_noise
+from datasets.pipeline.repair import repair
 from datasets.pipeline.transforms import pose_test_pipeline, pose_train_pipeline, split_sampling
 from datasets.store.annotations import KeypointStore
 from datasets.store.layouts import Layout
@@ -68,22 +69,28 @@ def _top_persons(kp: np.ndarray, score: np.ndarray, max_persons: int) -> tuple[n
 PROJECTION_SIDE = 1000  # pixels of the virtual frame that 3D clips are projected into
 
 
-def project_3d(keypoint: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+def project_3d(keypoint: np.ndarray, score: np.ndarray, depth: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
     """The documented 2D projection of 3D skeletons for the rendered inputs.
 
     keypoint (M, T, V, 3) metres (x right, y up, z depth; Kinect/NTU), score (M, T, V) with 0 for missing
     joints. Orthographic front view: image x = x, image y = -y (down), centred on the clip's visible
     joints and scaled so that their larger extent spans 80% of a 1000 x 1000 px frame. Missing joints
-    stay at (0, 0). Returns (keypoint (M, T, V, 2) float32 pixels, img_shape (1000, 1000)).
+    stay at (0, 0). depth: keep z as a third channel, centred on the visible joints and scaled as x and y,
+    in units of half the frame (so -0.8..0.8 spans the same extent as x and y in the Skeleton input), which
+    the frame's resize, crop and flip leave alone. Returns (keypoint (M, T, V, 2 or 3) float32, img_shape
+    (1000, 1000)).
     """
     xy = np.stack([keypoint[..., 0], -keypoint[..., 1]], axis=-1).astype(np.float32)  # (M, T, V, 2)
     seen = score > 0
-    out = np.zeros_like(xy)
+    out = np.zeros((*xy.shape[:-1], 3 if depth else 2), dtype=np.float32)
     if seen.any():
         pts = xy[seen]  # (K, 2)
         lo, hi = pts.min(0), pts.max(0)
         scale = 0.8 * PROJECTION_SIDE / max(float((hi - lo).max()), 1e-6)
-        out[seen] = (pts - (lo + hi) / 2) * scale + PROJECTION_SIDE / 2
+        out[seen, :2] = (pts - (lo + hi) / 2) * scale + PROJECTION_SIDE / 2
+        if depth:
+            z = keypoint[..., 2][seen].astype(np.float32)  # (K,)
+            out[seen, 2] = (z - (z.min() + z.max()) / 2) * scale / (PROJECTION_SIDE / 2)
     return out, (PROJECTION_SIDE, PROJECTION_SIDE)
 
 
@@ -107,6 +114,9 @@ class SkeletonClips(Dataset):
     joints_prep: for reads 'joints', MotionBERT's preparation ('motionbert') or pyskl's GCN pipeline ('gcn':
         PreNormalize, the stream's features, UniformSample of clip_len frames, num_clips test clips per item).
     stream: the input stream the 'gcn' preparation computes per clip (joint, bone, joint_motion, bone_motion).
+    depth: reads 'volume' on 3D clips: keep each joint's depth as a third coordinate (`project_3d`; the
+        Skeleton input reads it), not the front view alone.
+    repair: steps of datasets/pipeline/repair.py applied to every view after its corruption (none: off).
     """
 
     def __init__(
@@ -128,6 +138,8 @@ class SkeletonClips(Dataset):
         augment: AugmentConfig | None = None,
         joints_prep: str = "motionbert",
         stream: str = "joint",
+        depth: bool = False,
+        repair: tuple[str, ...] = (),
     ) -> None:
         if reads not in READS:
             raise ValueError(f"unknown input kind {reads!r}; choose one of {READS}")
@@ -143,7 +155,7 @@ class SkeletonClips(Dataset):
             raise ValueError("an evaluation set is corrupted by exactly one (family, severity)")
         self.seed, self.max_persons, self.epoch = seed, max_persons, 0
         self.augment = augment if train and augment is not None and augment.enabled else None
-        self.joints_prep, self.stream = joints_prep, stream
+        self.joints_prep, self.stream, self.depth, self.repair = joints_prep, stream, depth, tuple(repair)
         if joints_prep not in JOINTS_PREPS or (joints_prep == "gcn" and stream not in GCN_FEATS):
             raise ValueError(f"unknown joints_prep {joints_prep!r} or stream {stream!r}")
         if reads == VOLUME:
@@ -228,15 +240,16 @@ class SkeletonClips(Dataset):
                 r["keypoint"] = add_joint_noise(
                     r["keypoint"], r["keypoint_score"], corruption[1], noise_rng, img_shape=clip["img_shape"]
                 )
+            r["keypoint"], r["keypoint_score"] = self._repaired(r["keypoint"], r["keypoint_score"], clip)
             if r["keypoint"].shape[-1] == 3:  # 3D noise is drawn in metres first, then the clip is projected
-                r["keypoint"], r["img_shape"] = project_3d(r["keypoint"], r["keypoint_score"])
+                r["keypoint"], r["img_shape"] = project_3d(r["keypoint"], r["keypoint_score"], self.depth)
             r = self.geometry(r, np.random.default_rng(aug_seed))
             kp, score = _top_persons(r["keypoint"], r["keypoint_score"], self.max_persons)
             m, st, v = score.shape
             s = st // self.clip_len
             # (M, S*T, V, C) -> (S, M, T, V, C): views first, so the collated batch is (N, S, M, T, V, C)
             out[prefix + "keypoint"] = np.ascontiguousarray(
-                kp.reshape(m, s, self.clip_len, v, 2).transpose(1, 0, 2, 3, 4), dtype=np.float32
+                kp.reshape(m, s, self.clip_len, v, kp.shape[-1]).transpose(1, 0, 2, 3, 4), dtype=np.float32
             )
             out[prefix + "keypoint_score"] = np.ascontiguousarray(
                 score.reshape(m, s, self.clip_len, v).transpose(1, 0, 2, 3), dtype=np.float32
@@ -252,10 +265,17 @@ class SkeletonClips(Dataset):
         kp, score = clip["keypoint"], clip["keypoint_score"]
         if corruption is not None and corruption[0] != "jitter":
             corrupted = self._corrupt(clip, corruption, noise_rng)
-            return corrupted["keypoint"].astype(kp.dtype), corrupted["keypoint_score"]
-        if corruption is not None and corruption[1] > 0:
+            kp, score = corrupted["keypoint"].astype(kp.dtype), corrupted["keypoint_score"]
+        elif corruption is not None and corruption[1] > 0:
             kp = add_joint_noise(kp, score, corruption[1], noise_rng, img_shape=clip["img_shape"]).astype(kp.dtype)
-        return kp, score
+        return self._repaired(kp, score, clip)
+
+    def _repaired(self, kp: np.ndarray, score: np.ndarray, clip: dict) -> tuple[np.ndarray, np.ndarray]:
+        """A view's (keypoint, keypoint_score) after the repair steps (unchanged without any), in kp's dtype."""
+        if not self.repair:
+            return kp, score
+        fixed, fixed_score = repair(kp, score, self.repair, self.layout, img_shape=tuple(clip["img_shape"]))
+        return fixed.astype(kp.dtype), fixed_score
 
     def _joints_views(self, clip: dict, rng: np.random.Generator, noise_rng: np.random.Generator) -> dict:
         # Both views share the resampling and scale draw: the same seed for each.

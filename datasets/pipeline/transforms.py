@@ -286,7 +286,9 @@ class Resize:
         results["keep_ratio"] = self.keep_ratio
         results["scale_factor"] = results.get("scale_factor", np.ones(2, dtype=np.float32)) * factor
         if "keypoint" in results:
-            results["keypoint"] = np.asarray(results["keypoint"], dtype=np.float32) * factor
+            kp = np.asarray(results["keypoint"], dtype=np.float32)
+            extra = np.ones(kp.shape[-1] - 2, dtype=np.float32)  # channels past (x, y), e.g. depth, stay
+            results["keypoint"] = kp * np.concatenate([factor, extra])
         return results
 
     def __repr__(self) -> str:
@@ -310,7 +312,9 @@ def _crop(results: Results, left: int, top: int, right: int, bottom: int) -> Res
         # are no longer recognisable by their coordinates, only by their zero score. Upstream's result
         # is float64 (float32 minus an int64 array); we keep float32 (differences < 1e-4 px).
         kp = np.asarray(results["keypoint"], dtype=np.float32)
-        results["keypoint"] = kp - np.array([left, top], dtype=np.float32)
+        shift = np.zeros(kp.shape[-1], dtype=np.float32)  # channels past (x, y), e.g. depth, stay
+        shift[:2] = left, top
+        results["keypoint"] = kp - shift
     return results
 
 
