@@ -14,6 +14,7 @@ import sys
 from datasets.batch.streams import STREAMS
 from datasets.pipeline.augment import AugmentConfig
 from datasets.pipeline.corruptions import parse_corruptions
+from datasets.pipeline.repair import RECOMMENDED_STEPS, REPAIRS
 from datasets.sources.inputs import MEDIAPIPE, VIDEO_SUFFIXES
 from datasets.store.catalog import CATALOG
 from datasets.store.layouts import LAYOUTS
@@ -299,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="draw each clip's corrupted training view from these (datasets/pipeline/corruptions.py): FAMILY, "
         "FAMILY:LEVEL, FAMILY:SEVERITY or all; default: jitter at --noise_alpha",
+    )
+    g.add_argument(
+        "--repair",
+        nargs="+",
+        default=[],
+        choices=REPAIRS,
+        metavar="STEP",
+        help="repair every clip after its corruption, training and test clips alike, in the order given "
+        f"(datasets/pipeline/repair.py: {', '.join(REPAIRS)}; recommended order {' '.join(RECOMMENDED_STEPS)}); "
+        "with --evaluate, on any checkpoint at test time only; off by default",
     )
     g.add_argument(
         "--eval_corruptions",
@@ -645,7 +656,7 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
         max_steps=args.max_steps, eval_every=args.eval_freq, log_every=args.print_freq,
         channels_last=args.channels_last, compile=args.compile, ckpt_every=60 * args.ckpt_every,
         augment=AugmentConfig(rotate=args.aug_rotate, scale=args.aug_scale, shear=args.aug_shear,
-                              temporal_crop=args.aug_temporal_crop),
+                              temporal_crop=args.aug_temporal_crop), repair=tuple(args.repair),
     )  # fmt: skip
     optim = OptimConfig(
         epochs=args.epochs, lr=args.lr * scale, lr_type=args.lr_type, lr_steps=tuple(args.lr_steps),
@@ -666,7 +677,7 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
     ev = EvalConfig(
         alphas=tuple(args.eval_alphas), num_clips=args.num_clips, corruptions=tuple(parse_corruptions(suite)),
         test_flip=args.test_flip, checkpoints=tuple(dict.fromkeys(args.sweep_checkpoints)),
-        batch_size=args.valbatchsize, workers=args.workers, seed=args.seed,
+        batch_size=args.valbatchsize, workers=args.workers, seed=args.seed, repair=tuple(args.repair),
     )  # fmt: skip
     return train, optim, loss, ev
 

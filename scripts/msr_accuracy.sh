@@ -13,7 +13,13 @@
 #   pose_e120      120 epochs
 #   pose_bone, pose_jm, pose_bm: the bone, joint-motion and bone-motion streams, 120 epochs each
 #   mb             small MotionBERT on the 3D joints, every training subject, MB_EPOCHS epochs
-# Knobs: SEEDS ("0 1 2"), JOBS (2 runs at once, one torch thread each), MB_EPOCHS (30), OUT (runs/msr_accuracy),
+#   gcn_stgcnpp, gcn_ctrgcn: ST-GCN++ / CTR-GCN (base_channels 16, 32 frames, pyskl's GCN input) on the 3D joints,
+#                  GCN_EPOCHS epochs, SGD lr 0.1, weight decay 5e-4, no dropout (chosen on a held-out training
+#                  subject against CTR-GCN and wider / longer variants; README)
+#   gcn_streams    ST-GCN++'s four streams in one command (--streams, fused 2:2:1:1 as pyskl fuses them); its
+#                  streams' own runs are rows too (gcn_streams/joint ...: the gcn_stgcnpp row's model, trained again)
+# Knobs: SEEDS ("0 1 2"), JOBS (2 runs at once, one torch thread each), MB_EPOCHS (30), GCN_EPOCHS (80),
+# OUT (runs/msr_accuracy),
 # ONLY (the rows to train, default all of them; e.g. ONLY="pose_e120 pose_bone pose_jm pose_bm" trains the
 # four-stream PoseConv3D alone), PYTHON. A run whose test_probs.npz exists is not trained again (delete its
 # folder to redo it); an interrupted one resumes from its last.pt (main.py's own resume; its log grows, and its
@@ -26,6 +32,7 @@ OUT=${OUT:-runs/msr_accuracy}
 SEEDS=${SEEDS:-"0 1 2"}
 JOBS=${JOBS:-2}
 MB_EPOCHS=${MB_EPOCHS:-30}
+GCN_EPOCHS=${GCN_EPOCHS:-80}
 EXTRA=()
 if [[ "${SMOKE:-0}" == 1 ]]; then
   SEEDS=0 OUT=${OUT}_smoke
@@ -43,6 +50,8 @@ POSE=(custom --ann_file "$OUT/data/msr3d.pkl" --max_persons 1 --input_f Skeleton
 MB=(custom --ann_file "$OUT/data/msr3d.pkl" --model_type motionbert --max_persons 1 --input_f Skeleton
     --model_cfg dim_feat=32 dim_rep=32 depth=2 num_heads=4 hidden_dim=128 --clip_len 32 -b 16
     --lr_backbone1 1e-3 --lr_head1 1e-3 --epochs "$MB_EPOCHS" "${ALL[@]}")
+GCN=(custom --ann_file "$OUT/data/msr3d.pkl" --input_f Skeleton --max_persons 1 --model_cfg base_channels=16
+     --clip_len 32 -b 16 --lr 0.1 --weight_decay 5e-4 --dropout 0 --epochs "$GCN_EPOCHS" "${ALL[@]}")
 declare -A ROWS=(
   [pose_e20_val]="${POSE[*]} --epochs 20 --val_fraction 0.1 --sweep_checkpoints best"
   [pose_e20]="${POSE[*]} --epochs 20 ${ALL[*]}"
@@ -51,8 +60,11 @@ declare -A ROWS=(
   [pose_jm]="${POSE[*]} --epochs 120 ${ALL[*]} --stream joint_motion"
   [pose_bm]="${POSE[*]} --epochs 120 ${ALL[*]} --stream bone_motion"
   [mb]="${MB[*]}"
+  [gcn_stgcnpp]="${GCN[*]} --model_type stgcnpp"
+  [gcn_ctrgcn]="${GCN[*]} --model_type ctrgcn"
+  [gcn_streams]="${GCN[*]} --model_type stgcnpp --streams joint bone joint_motion bone_motion --fusion_weights pyskl"
 )
-ORDER=${ONLY:-"mb pose_e120 pose_bone pose_jm pose_bm pose_e20 pose_e20_val"}  # seed by seed, the longest run first
+ORDER=${ONLY:-"gcn_streams mb pose_e120 pose_bone pose_jm pose_bm gcn_ctrgcn gcn_stgcnpp pose_e20 pose_e20_val"}  # seed by seed, the longest run first
 for row in $ORDER; do
   if [[ -z "${ROWS[$row]:-}" ]]; then
     echo "msr_accuracy.sh: error: unknown row $row in ONLY; valid: ${!ROWS[*]}" >&2
@@ -84,12 +96,15 @@ done
 if ((n > 0)); then ls "$OUT"/jobs/*.sh | xargs -P "$JOBS" -n 1 bash; fi
 
 runs() {  # runs ROW[,ROW...]: one argument per seed, each the seed's runs joined by commas; fails if one is missing
-  local seed row arg
+  # (ROW/STREAM is one stream's run inside a --streams row's folder)
+  local seed row arg dir
   for seed in $SEEDS; do
     arg=""
     for row in ${1//,/ }; do
-      [[ -f "$OUT/${row}_s$seed/test_probs.npz" ]] || return 1
-      arg+="${arg:+,}$OUT/${row}_s$seed"
+      dir="$OUT/${row%%/*}_s$seed"
+      [[ $row == */* ]] && dir+="/${row#*/}"
+      [[ -f "$dir/test_probs.npz" ]] || return 1
+      arg+="${arg:+,}$dir"
     done
     printf '%s\n' "$arg"
   done
@@ -115,5 +130,12 @@ pose_e120,pose_bone,pose_jm,pose_bm|fused: PoseConv3D, four streams
 mb|MotionBERT 3D joints
 mb,pose_e120|fused: MotionBERT + PoseConv3D joints
 mb,pose_e120,pose_bone,pose_jm,pose_bm|fused: MotionBERT + PoseConv3D's four streams
+gcn_stgcnpp|ST-GCN++ joints
+gcn_streams/joint|ST-GCN++ joints (the --streams run's joint stream)
+gcn_streams/bone|ST-GCN++ bones (the --streams run's)
+gcn_streams/joint_motion|ST-GCN++ joint motion (the --streams run's)
+gcn_streams/bone_motion|ST-GCN++ bone motion (the --streams run's)
+gcn_ctrgcn|CTR-GCN joints
+gcn_streams|ST-GCN++ four streams, one --streams command (2:2:1:1)
 EOF
 echo "msr accuracy: $(($(date +%s) - start)) s wall time with JOBS=$JOBS"

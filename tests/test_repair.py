@@ -300,3 +300,49 @@ def test_no_step_writes_to_its_inputs(dims):
             for a in clip:
                 a.flags.writeable = False
             step(*clip)  # read-only views of the shared store are fine
+
+
+# ---------------------------------------------------------------------------------------------------
+# --repair through the Dataset and the CLI
+
+
+def test_dataset_repairs_every_view_after_its_corruption():
+    """An evaluation clip under missing joints, repaired by interpolation, has no missing joint left where the
+    clean clip has none; without --repair it keeps its holes. The clean clip is left as it is."""
+    from datasets.pipeline.clips import SkeletonClips
+    from datasets.sources.synthetic import make_synthetic
+    from datasets.store.annotations import pack_annotations
+    from datasets.store.layouts import COCO17
+
+    store = pack_annotations(make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=30))
+    kw = {"reads": "joints", "joints_prep": "gcn", "train": False, "clip_len": 16, "layout": COCO17}
+    idx = store.split_indices("xsub_val")[:4]
+    holes = SkeletonClips(store, idx, corruptions=(("missing_joints", 0.4),), **kw)
+    fixed = SkeletonClips(store, idx, corruptions=(("missing_joints", 0.4),), repair=("interpolate",), **kw)
+    clean = SkeletonClips(store, idx, **kw)
+    clean_fixed = SkeletonClips(store, idx, repair=("interpolate",), **kw)
+    for i in range(len(idx)):
+        seen = clean[i]["keypoint"][..., 2] > 0  # (S, M, T, V): visible in the clean clip
+        assert (holes[i]["keypoint"][..., 2][seen] == 0).any()
+        assert (fixed[i]["keypoint"][..., 2][seen] > 0).all()
+        np.testing.assert_allclose(clean_fixed[i]["keypoint"][seen], clean[i]["keypoint"][seen], atol=1e-6)
+
+
+def test_cli_repairs_at_test_time_on_any_checkpoint(tmp_path):
+    import pickle
+
+    import main as cli
+    from datasets.sources.synthetic import make_synthetic
+
+    ann = tmp_path / "tiny.pkl"
+    ann.write_bytes(pickle.dumps(make_synthetic(clips_per_class_per_subject=1, seed=3, min_frames=20, max_frames=30)))
+    base = ["synthetic", "--ann_file", str(ann), "--run_dir", str(tmp_path), "-j", "0", "--device", "cpu",
+            "--eval_alphas", "0", "--eval_corruptions", "missing_joints:0.4"]  # fmt: skip
+    cli.main([*base, "--name", "r", "--model_type", "stgcnpp", "--input_f", "Skeleton", "--model_cfg",
+              "base_channels=6", "--clip_len", "12", "--epochs", "1", "--max_steps", "2", "-b", "4", "--gamma", "0",
+              "--val_fraction", "0"])  # fmt: skip
+    plain = cli.main([*base, "--evaluate", str(tmp_path / "r" / "last.pt"), "--name", "plain"])["robustness"]
+    fixed = cli.main([*base, "--evaluate", str(tmp_path / "r" / "last.pt"), "--name", "fixed", "--repair",
+                      "interpolate"])["robustness"]  # fmt: skip
+    assert [r["family"] for r in fixed] == ["clean", "missing_joints"] and len(fixed) == len(plain)
+    assert fixed[0]["top1"] == plain[0]["top1"]  # the synthetic clean clips hold few holes to fill
