@@ -19,6 +19,7 @@ from torch import nn
 
 from datasets.store.layouts import Layout, get_layout
 from models.gcn_graph import adjacency
+from models.recognizer import Recognizer
 
 LayoutArg = Layout | str | dict
 
@@ -164,7 +165,7 @@ class GCNHead(nn.Module):
         return self.fc_cls(self.dropout(self.pool(x)))
 
 
-class GCNRecognizer(nn.Module):
+class GCNRecognizer(Recognizer):
     """A GCN backbone and a GCNHead, with pyskl's `RecognizerGCN` state-dict layout (`backbone.*`,
     `cls_head.fc_cls.*`). The registered factories (stgcn, stgcnpp, ctrgcn, aagcn) build it.
 
@@ -176,37 +177,3 @@ class GCNRecognizer(nn.Module):
         self.backbone = backbone
         self.num_features = num_features
         self.cls_head = GCNHead(num_features, num_classes, dropout=dropout)
-
-    @property
-    def num_classes(self) -> int:
-        return self.cls_head.num_classes
-
-    def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, M, T, V, C) -> backbone feature map (N, M, num_features, T', V)."""
-        return self.backbone(x)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, M, T, V, C) -> pooled features (N, num_features), before dropout and the classifier."""
-        return self.cls_head.pool(self.extract_feat(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, M, T, V, C) -> logits (N, num_classes)."""
-        return self.cls_head(self.extract_feat(x))
-
-    def get_classifier(self) -> nn.Linear:
-        return self.cls_head.fc_cls
-
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The optimiser groups: the GCN backbone (graphs and data_bn included) and the classification head."""
-        return {"backbone": list(self.backbone.parameters()), "head": list(self.cls_head.parameters())}
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace `fc_cls` by a freshly initialised one with `num_classes` outputs (e.g. to fine-tune)."""
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        old = self.cls_head.fc_cls
-        self.cls_head.fc_cls = nn.Linear(
-            self.num_features, num_classes, device=old.weight.device, dtype=old.weight.dtype
-        )
-        self.cls_head.num_classes = num_classes
-        self.cls_head.init_weights()

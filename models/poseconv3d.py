@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from models.recognizer import Recognizer
 from models.registry import register_model
 
 IntOrSeq = int | Sequence[int]
@@ -243,14 +244,15 @@ class I3DHead(nn.Module):
 
 
 @register_model("poseconv3d", reads="volume", clip_len=24)
-class PoseConv3D(nn.Module):
+class PoseConv3D(Recognizer):
     """PoseConv3D recogniser with pyskl's Recognizer3D state-dict layout (`backbone.*`, `cls_head.*`).
 
     Keyword arguments are pyskl's backbone/head names (see `ResNet3dSlowOnly`); `dropout` and
     `num_classes` go to the head, whose input width follows from the backbone (512 for the defaults).
     A tiny test variant: `PoseConv3D(base_channels=8, stage_blocks=(1, 1, 1))`.
 
-    Input x: (N, in_channels, T, H, W) float heatmap volume (pixel values in [0, 1]).
+    Input x: (N, in_channels, T, H, W) float heatmap volume (pixel values in [0, 1]); `extract_feat` gives
+    (N, num_features, T', H', W'), (N, 512, T/2, H/8, W/8) rounded up for the defaults.
     """
 
     def __init__(
@@ -285,41 +287,6 @@ class PoseConv3D(nn.Module):
         )
         self.num_features = self.backbone.out_channels[tuple(out_indices)[0]]
         self.cls_head = I3DHead(self.num_features, num_classes, dropout=dropout)
-
-    @property
-    def num_classes(self) -> int:
-        return self.cls_head.num_classes
-
-    def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> backbone feature map (N, num_features, T', H', W');
-        (N, 512, T/2, H/8, W/8), rounded up, for the defaults."""
-        return self.backbone(x)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> pooled features (N, num_features), before dropout and the classifier."""
-        return self.cls_head.pool(self.extract_feat(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> logits (N, num_classes)."""
-        return self.cls_head(self.extract_feat(x))
-
-    def get_classifier(self) -> nn.Linear:
-        return self.cls_head.fc_cls
-
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The optimiser groups: the 3D ResNet and the classification head."""
-        return {"backbone": list(self.backbone.parameters()), "head": list(self.cls_head.parameters())}
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace `fc_cls` by a freshly initialised one with `num_classes` outputs (e.g. to fine-tune)."""
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        old = self.cls_head.fc_cls
-        self.cls_head.fc_cls = nn.Linear(
-            self.num_features, num_classes, device=old.weight.device, dtype=old.weight.dtype
-        )
-        self.cls_head.num_classes = num_classes
-        self.cls_head.init_weights()
 
 
 def average_clips(logits: torch.Tensor, num_clips: int) -> torch.Tensor:
