@@ -27,7 +27,7 @@ import torch
 from datasets.store.splits import save_split
 from engine.checkpoint import resume_position
 from engine.config import RunConfig, resolve_run_config
-from engine.data import RunData, eval_loader, load_run_data, train_loaders, training_split
+from engine.data import RunData, eval_loader, load_run_data, train_loaders, trained_families, training_split
 from engine.fusion import fuse_streams
 from engine.model import build_training_model
 from engine.objective import plan_epoch
@@ -153,8 +153,9 @@ def train_run(args: argparse.Namespace, argv, rt: Runtime, data: RunData, cfg: R
             echo(f"resumed from {resume} at epoch {pos.epoch}{at}", rt.is_main)
 
         # -- the epoch loop, then the robustness evaluation with the chosen and the last checkpoint
+        seen = trained_families(train, loss.compares_views or loss.ce_views != "clean")
         tr = Trainer(train_model, opt, scaler, spec.optimizer, optim, loss, train, cfg, rt, logger, run_dir,
-                     checkpoint_args(args))  # fmt: skip
+                     checkpoint_args(args), seen)  # fmt: skip
         loaders = {"labelled": labelled, "unlabelled": unlabelled}
         steps = epoch_steps(plan_epoch(pos.epoch, loss, unlabelled is not None), labelled, unlabelled, train.max_steps)
         echo(f"plan: {steps} steps per epoch x {train.epochs - pos.epoch} epoch(s), batch {train.batch_size}, "
@@ -164,7 +165,7 @@ def train_run(args: argparse.Namespace, argv, rt: Runtime, data: RunData, cfg: R
             with memory_errors(train, cfg, run_dir):
                 best = fit(tr, loaders, val_loader, pos)
                 rows = final_sweep(model, run_dir, best, train.epochs, data, cfg, ev, rt, logger,
-                                   save_probs or args.save_test_probs)  # fmt: skip
+                                   save_probs or args.save_test_probs, seen)  # fmt: skip
         finally:
             logger.close()  # TensorBoard's events reach the disk however the run ends
     return {"run_dir": str(run_dir), "best": best, "robustness": rows, "device": rt.device, "is_main": rt.is_main}

@@ -51,9 +51,10 @@ class Position:
         return cls(int(ckpt["epoch"]), int(inside["step"]), dict(inside["sums"]), dict(ckpt["best"]))
 
 
-def checkpoint_state(model, opt, scaler, pos: Position, cfg: RunConfig, args: dict) -> dict:
+def checkpoint_state(model, opt, scaler, pos: Position, cfg: RunConfig, args: dict, seen: tuple[str, ...] = ()) -> dict:
     """Tensors and plain values only, so the file loads with weights_only=True: the weights, optimiser,
-    scaler and RNG state, the run's position (`Position.state`), configuration and flags (`args`, plain values)."""
+    scaler and RNG state, the run's position (`Position.state`), configuration and flags (`args`, plain values),
+    and the corruption families its training views were drawn from (`seen`: what --evaluate calls seen)."""
     return {
         "model": unwrap(model).state_dict(),
         "optimizer": opt.state_dict(),
@@ -63,6 +64,7 @@ def checkpoint_state(model, opt, scaler, pos: Position, cfg: RunConfig, args: di
         "config": asdict(cfg),
         "args": args,
         "git": git_revision(),
+        "seen_families": list(seen),
         **pos.state(),
     }
 

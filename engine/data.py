@@ -244,6 +244,16 @@ def train_loaders(
     return labelled, unlabelled
 
 
+def trained_families(train: TrainConfig, noisy: bool) -> tuple[str, ...]:
+    """The corruption families the training views are drawn from: none without a corrupted view (`noisy`),
+    else those of train.corruptions, or jitter at train.noise_alpha (nothing at 0)."""
+    if not noisy:
+        return ()
+    if train.corruptions:
+        return tuple(dict.fromkeys(family for family, _ in train.corruptions))
+    return ("jitter",) if train.noise_alpha > 0 else ()
+
+
 def eval_dataset(
     store: KeypointStore,
     idx: np.ndarray,

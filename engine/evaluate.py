@@ -114,9 +114,11 @@ def robustness_sweep(
     return rows
 
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict], seen: tuple[str, ...] | None = None) -> dict:
     """Clean top-1, mean corruption accuracy over the suite's (family, level) rows (mCA), relative
-    robustness mCA / clean, and the mean top-1 of each family's suite rows."""
+    robustness mCA / clean, and the mean top-1 of each family's suite rows. seen: the families the model's
+    training views were corrupted with (None: not known); then also the mCA over the suite's rows of those
+    families ('mCA_seen') and of the others ('mCA_unseen'), NaN where there are none."""
     clean = next(r["top1"] for r in rows if r["family"] == "clean")
     suite = [r for r in rows if r["suite"]]
     families = {}
@@ -129,4 +131,15 @@ def summarize(rows: list[dict]) -> dict:
         "mCA": mca,
         "relative": mca / clean if clean > 0 else float("nan"),
         "families": {f: float(np.mean(v)) for f, v in families.items()},
+        **(_seen_split(suite, seen) if seen is not None else {}),
     }
+
+
+def _seen_split(suite: list[dict], seen: tuple[str, ...]) -> dict:
+    """The mCA over the suite rows of the `seen` families and over those of the others (NaN: no row)."""
+
+    def mean(rows: list[dict]) -> float:
+        return float(np.mean([r["top1"] for r in rows])) if rows else float("nan")
+
+    return {"seen": list(seen), "mCA_seen": mean([r for r in suite if r["family"] in seen]),
+            "mCA_unseen": mean([r for r in suite if r["family"] not in seen])}  # fmt: skip

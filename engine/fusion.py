@@ -129,7 +129,8 @@ def fuse_streams(
     for row in rows:
         echo(f"fused {row['family']:<14} {row['level'] or '-':<9} {row['severity']:<8g} top1 "
              f"{100 * row['top1']:6.2f}  top5 {100 * row['top5']:6.2f}", rt.is_main)  # fmt: skip
-    report(rows, run_dir, cfgs[0], rt)
+    seen = read_checkpoint(run_dirs[0] / f"{checkpoint}.pt").get("seen_families")  # the streams train alike
+    report(rows, run_dir, cfgs[0], rt, None if seen is None else tuple(seen))
     (run_dir / FUSION_FILE).write_text(
         json.dumps({"streams": list(streams), "checkpoint": checkpoint, **how}, indent=1)
     )

@@ -36,11 +36,13 @@ def final_sweep(
     rt: Runtime,
     logger: RunLogger,
     save: bool = False,
+    seen: tuple[str, ...] | None = None,
 ) -> list[dict]:
     """The robustness sweep of the test split at the end of training, with the checkpoints of ev.checkpoints:
     the one chosen on the validation part (best.pt) and the last one; when they are the same epoch, once,
     its rows listed under both names. `model` takes each checkpoint's weights in turn. save: the saved
-    probabilities of the first of them (--save_test_probs). Writes the report; returns the rows."""
+    probabilities of the first of them (--save_test_probs); seen: the families training corrupted (report).
+    Writes the report; returns the rows."""
     last_epoch = epochs - 1
     names = list(ev.checkpoints)
     if not (run_dir / "best.pt").exists():  # no validation part: the last checkpoint is the only one
@@ -55,7 +57,7 @@ def final_sweep(
         model.load_state_dict(read_checkpoint(path)["model"])
         echo(f"robustness of {path} (epoch {epoch}):", rt.is_main)
         rows += sweep(model, run_dir, name, epoch, data, cfg, ev, rt, logger, save=save and not rows)
-    report(rows, run_dir, cfg, rt)
+    report(rows, run_dir, cfg, rt, seen)
     return rows
 
 
@@ -89,7 +91,8 @@ def evaluate_checkpoint(
             echo(f"note: {note}", rt.is_main)
         epoch = int(ckpt.get("epoch", 0)) - 1  # the epoch it was written after
         rows = sweep(model, run_dir, Path(path).stem, epoch, data, cfg, ev, rt, logger, save=save)
-        report(rows, run_dir, cfg, rt)
+        seen = ckpt.get("seen_families")  # what its training corrupted (absent in older checkpoints)
+        report(rows, run_dir, cfg, rt, None if seen is None else tuple(seen))
         logger.close()
     return {"run_dir": str(run_dir), "robustness": rows, "device": rt.device, "is_main": rt.is_main}
 
@@ -140,13 +143,18 @@ def save_probs(run_dir: Path, rows: list[dict], collected: list, data: RunData, 
     echo(f"probabilities of the {len(rows)} rows of the sweep written to {run_dir / SWEEP_PROBS}", rt.is_main)
 
 
-def report(rows: list[dict], run_dir: Path, cfg: RunConfig, rt: Runtime) -> None:
-    """One summary line per checkpoint; robustness.csv, summary.json and the plots (rank 0)."""
+def report(rows: list[dict], run_dir: Path, cfg: RunConfig, rt: Runtime, seen: tuple[str, ...] | None = None) -> None:
+    """One summary line per checkpoint; robustness.csv, summary.json and the plots (rank 0). seen: the
+    families the model trained on (None: unknown), whose mCA is then also given apart from the others'."""
     summaries = {}
     for ckpt in dict.fromkeys(r["checkpoint"] for r in rows):
-        summaries[ckpt] = s = summarize([r for r in rows if r["checkpoint"] == ckpt])
+        summaries[ckpt] = s = summarize([r for r in rows if r["checkpoint"] == ckpt], seen)
+        split = ""
+        if seen is not None:
+            split = (f", mCA on the families seen in training ({', '.join(seen) or 'none'}) "
+                     f"{100 * s['mCA_seen']:.2f}, on the others {100 * s['mCA_unseen']:.2f}")  # fmt: skip
         echo(f"summary ({ckpt}, epoch {s['epoch']}): clean top1 {100 * s['clean']:.2f}, mCA {100 * s['mCA']:.2f}, "
-             f"relative robustness {s['relative']:.3f}", rt.is_main)  # fmt: skip
+             f"relative robustness {s['relative']:.3f}{split}", rt.is_main)  # fmt: skip
     if rt.is_main:
         scale = "skeleton bounding-box diagonal" if cfg.coord_dim == 3 else "mean frame side"
         write_robustness(rows, summaries, run_dir, title=run_dir.name, jitter_scale=scale)

@@ -85,6 +85,7 @@ class Trainer:
     logger: RunLogger
     run_dir: Path
     args: dict
+    seen: tuple[str, ...] = ()  # the corruption families of the training views (stored in checkpoints)
     buffers: dict = field(default_factory=dict)
 
 
@@ -98,7 +99,7 @@ class Saves:
     def write(self, pos: Position, best_too: bool = False) -> Path:
         tr = self.tr
         if tr.rt.is_main:
-            state = checkpoint_state(tr.model, tr.opt, tr.scaler, pos, tr.cfg, tr.args)
+            state = checkpoint_state(tr.model, tr.opt, tr.scaler, pos, tr.cfg, tr.args, tr.seen)
             if best_too:
                 save_atomic(state, tr.run_dir / "best.pt")
             save_atomic(state, tr.run_dir / "last.pt")

@@ -473,3 +473,28 @@ def test_no_validation_part_scores_the_last_checkpoint_only(tmp_path, ann_file):
                         "--sweep_checkpoints", "best", *TINY_POSE))  # fmt: skip
     assert {r["checkpoint"] for r in out["robustness"]} == {"last"} and not (tmp_path / "noval" / "best.pt").exists()
     assert not rows(tmp_path / "noval", "val")
+
+
+def test_mca_on_the_families_seen_in_training_and_on_the_others(tmp_path, ann_file, capsys):
+    """A run trained on jittered and occluded views reports the suite's mCA on those families and, apart, on
+    the families its training never saw; the checkpoint keeps them, so --evaluate splits its sweep alike."""
+    from engine.evaluate import summarize
+
+    out = cli.main(base(tmp_path, ann_file, "seen", "--input_f", "Skeleton", "--epochs", "1", "--gamma", "1",
+                        "--train_corruptions", "jitter:0.02", "occlusion", "--eval_corruptions", "jitter", "occlusion",
+                        "swap", *TINY_POSE))  # fmt: skip
+    last = [r for r in out["robustness"] if r["checkpoint"] == "last"]
+    s = summarize(last, ("jitter", "occlusion"))
+    suite = [r["top1"] for r in last if r["suite"]]
+    seen = [r["top1"] for r in last if r["suite"] and r["family"] != "swap"]
+    assert s["mCA_seen"] == pytest.approx(np.mean(seen)) and s["mCA_unseen"] == pytest.approx(s["families"]["swap"])
+    assert s["mCA"] == pytest.approx(np.mean(suite))
+    assert "on the families seen in training (jitter, occlusion)" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "seen" / "summary.json").read_text())["last"]
+    assert saved["seen"] == ["jitter", "occlusion"] and saved["mCA_unseen"] == pytest.approx(s["mCA_unseen"])
+    assert torch.load(tmp_path / "seen" / "last.pt", weights_only=True)["seen_families"] == ["jitter", "occlusion"]
+    cli.main(base(tmp_path, ann_file, "again", "--evaluate", str(tmp_path / "seen" / "last.pt"), "--eval_corruptions",
+                  "jitter", "occlusion", "swap"))  # fmt: skip
+    assert "mCA on the families seen in training (jitter, occlusion)" in capsys.readouterr().out
+    plain = summarize(last)  # unknown training corruptions: no split
+    assert "mCA_seen" not in plain
