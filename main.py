@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     # -- data; --evaluate scores a checkpoint on it and stops there
     synthetic = {"clips_per_class_per_subject": args.synthetic_clips, "seed": args.synthetic_seed}
     data = load_run_data(args.dataset, args.data_root, args.ann_file, args.split, synthetic, args.layout,
-                         args.keypoints)  # fmt: skip
+                         args.keypoints, args.trust_data)  # fmt: skip
     notes += data.notes
     if args.evaluate:
         return evaluate_checkpoint(args.evaluate, data, ev, rt, Path(args.run_dir) / args.name if args.name else None,

@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data")
     g.add_argument("--data_root", default="data", help="folder holding the annotation files (and the synthetic cache)")
     g.add_argument("--ann_file", default=None, help="annotation .pkl to use instead of the dataset's default path")
+    g.add_argument(
+        "--trust_data",
+        action="store_true",
+        help="unpickle the annotation file whatever it holds (trusted files only): without it, a file may hold "
+        "only what pyskl's files do (dicts, lists, tuples, strings, numbers, None, NumPy arrays and scalars), and "
+        "any other object is refused before it runs, as --trust_checkpoint guards checkpoints",
+    )
     g.add_argument("--split", default="xsub", help="split protocol: xsub, xview (ntu60) or xset (ntu120)")
     g.add_argument(
         "--layout",
@@ -742,6 +749,12 @@ def build_predict_parser() -> argparse.ArgumentParser:
         "--trust_checkpoint",
         action="store_true",
         help="allow a checkpoint that needs full unpickling (trusted files only)",
+    )
+    p.add_argument(
+        "--trust_data",
+        action="store_true",
+        help="unpickle a .pkl --input whatever it holds (trusted files only): without it, it may hold only what "
+        "pyskl's files do (dicts, lists, tuples, strings, numbers, None, NumPy arrays and scalars)",
     )
     return p
 

@@ -51,6 +51,7 @@ def load_run_data(
     synthetic_options: dict | None = None,
     layout: str | None = None,
     keypoints: str = "2d",
+    trust_data: bool = False,
 ) -> RunData:
     """Load, validate and split a dataset of the catalog (datasets/store/catalog.py). NTU60/120 have their fixed
     classes; the synthetic and custom ones count the labels they hold, and a custom file of NTU-named
@@ -59,11 +60,13 @@ def load_run_data(
     as its label map (predict prints them). The joint layout: `layout` (--layout,
     a built-in name or FILE.json), else the file's declaration, else the dataset's or one inferred from
     the joint count (datasets/store/layouts.choose_layout). keypoints: '2d' or '3d', the dataset's file to read
-    without ann_file (NTU's HRNet 2D or Kinect 3D file). Raises UserError (one line)."""
+    without ann_file (NTU's HRNet 2D or Kinect 3D file). trust_data: unpickle the file whatever it holds
+    (--trust_data), not only what an annotation file holds. Raises UserError (one line)."""
     spec = dataset_spec(dataset)
     counted = dataset in ("synthetic", "custom")
     store, path = load_store(dataset, data_root, ann_file, synthetic_options=synthetic_options,
-                             num_classes=10**9 if counted else spec.num_classes, keypoints=keypoints)  # fmt: skip
+                             num_classes=10**9 if counted else spec.num_classes, keypoints=keypoints,
+                             trust_data=trust_data)  # fmt: skip
     release_freed_memory()  # the unpickled file is gone; its heap would stay resident, and shared by workers
     num_classes = int(store.labels.max()) + 1 if counted else spec.num_classes
     label_map, notes = (ntu_label_map(store.names, store.labels) if dataset == "custom" else None), []

@@ -28,7 +28,8 @@ TOP_K = 5
 @dataclass(frozen=True)
 class PredictOptions:
     """checkpoint: a main.py checkpoint; input: .pkl, .skeleton or video. num_clips, test_flip: None keeps
-    the training run's test settings. save_probs: JSON file for every clip's probabilities, or None."""
+    the training run's test settings. save_probs: JSON file for every clip's probabilities, or None.
+    trust_checkpoint, trust_data: unpickle the checkpoint, the .pkl input, whatever it holds."""
 
     checkpoint: str
     input: str
@@ -39,6 +40,7 @@ class PredictOptions:
     batch_size: int = 16
     workers: int = 0
     trust_checkpoint: bool = False
+    trust_data: bool = False
 
 
 def top_classes(probs: np.ndarray, names: list[str], k: int = TOP_K) -> list[list]:
@@ -69,7 +71,7 @@ def run_predict(opts: PredictOptions) -> dict:
 
     source = Path(opts.input).name
     # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres.
-    annotations, declared = read_input(opts.input, skeleton_2d=cfg.coord_dim == 2)
+    annotations, declared = read_input(opts.input, skeleton_2d=cfg.coord_dim == 2, trusted=opts.trust_data)
     store, labels = pack_unlabelled(annotations, source, declared)
     check_fits(store, cfg, source)
     check_layout(store.layout, cfg, source)  # of equal joint counts, a declared other layout is another order

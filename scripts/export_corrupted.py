@@ -190,7 +190,7 @@ def set_entry(point: tuple[str, str, float, bool], written: np.dtype, stored: np
 def open_source(args: argparse.Namespace) -> tuple[dict, KeypointStore, Layout, np.ndarray]:
     """The source file's dict and store, the joint layout its clips are corrupted in, and the split's store
     indices; UserError (one line) for a missing split or an unusable file."""
-    data = load_pickle(args.ann_file)
+    data = load_pickle(args.ann_file, trusted=args.trust_data)
     store = pack_annotations(data)
     layout, note = choose_layout(store.num_joints, store.coord_dim, given=args.layout, declared=store.layout,
                                  source=Path(args.ann_file).name)  # fmt: skip
@@ -286,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="keypoint dtype of the corrupted clips: float32 (what corrupt returns; the project's volume "
         "models read it) or the source file's (its joint-coordinate models cast to it)",
+    )
+    p.add_argument(
+        "--trust_data",
+        action="store_true",
+        help="unpickle ANN_FILE whatever it holds (trusted files only), as main.py's --trust_data",
     )
     return p
 

@@ -34,10 +34,11 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     p.add_argument("--batches", type=int, default=2000, help="batches drawn")
     p.add_argument("--ann_file", default=None, help="pyskl file (default: the synthetic data of the demo)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust_data", action="store_true", help="unpickle --ann_file whatever it holds (trusted only)")
     args = p.parse_args(argv)
     synthetic = Path("data") / "synthetic"  # the demo's data: main.py's default --synthetic_clips 8
     path = Path(args.ann_file) if args.ann_file else load_or_create_synthetic(synthetic, clips_per_class_per_subject=8)
-    data = load_pickle(path)
+    data = load_pickle(path, trusted=args.trust_data)
     train = set(data["split"]["xsub_train"])
     labels = np.array([a["label"] for a in data["annotations"] if a["frame_dir"] in train])
     num_classes = int(labels.max()) + 1

@@ -21,6 +21,11 @@ names. Each is the pickle a toolbox writes for a test run, with one entry per cl
 When the entries carry their label, it must be the manifest's label of that clip (a check of the order).
 Scores may be probabilities or logits: only their order counts (top-1, top-5).
 
+Result files are unpickled with utils/safe_pickle.py: what an annotation file may hold, and torch tensors as
+pickle writes them (`torch._utils._rebuild_tensor_v2` over a storage whose bytes `torch.load(weights_only=True)`
+reads, on the CPU, where `pickle.load` would run `torch.load(weights_only=False)` on them). Anything else is
+refused before it runs; --trust_data unpickles the files whatever they hold.
+
 Each set's row is `engine.evaluate.accuracy` of its scores, the summary `engine.evaluate.summarize` of the rows,
 both as `main.py` computes them; written into --out_dir (default: RESULT_DIR, or the folder of the first file):
 robustness.csv, summary.json and plots (utils/robustness.py), under the checkpoint name --name. The sets that the
@@ -31,8 +36,8 @@ same: the note printed says which rows are the toolbox's own sampling of a jitte
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import pickle
 import sys
 from pathlib import Path
 
@@ -43,12 +48,27 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.evaluate import accuracy, summarize  # noqa: E402
+from utils import safe_pickle  # noqa: E402
 from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 from utils.robustness import write_robustness  # noqa: E402
 from utils.runtime import Runtime  # noqa: E402
 
 PROG = "score_results.py"
 FORMAT = "robust-skeleton-corrupted-sets"  # scripts/export_corrupted.py's manifest
+
+
+def storage_from_bytes(data: bytes) -> object:
+    """`torch.storage._load_from_bytes`, which a pickled tensor's storage calls, with torch's weights-only loader
+    (the storage's own small torch file holds its data and nothing else) and on the CPU."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+# The globals of a pickled CPU tensor (mmaction2 >= 1.0's 'pred_score' and 'gt_label'), beside what
+# utils/safe_pickle.py allows any data file.
+TENSOR_GLOBALS = {
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch.storage", "_load_from_bytes"): storage_from_bytes,
+}
 
 
 def load_manifest(path: str | Path) -> dict:
@@ -115,13 +135,15 @@ def entry_scores(entry: object) -> tuple[np.ndarray, int | None]:
     return as_array(scores).squeeze(), label
 
 
-def read_scores(path: Path, labels: np.ndarray, num_classes: int) -> np.ndarray:
+def read_scores(path: Path, labels: np.ndarray, num_classes: int, trusted: bool = False) -> np.ndarray:
     """The (N, C) class scores of a result file, N = len(labels) clips of its set, C = num_classes, in the
     entries' own dtype (float32 stays float32, as the project's probabilities are). UserError (one line)
-    for an unreadable file, a wrong clip or class count, or labels other than the set's."""
+    for an unreadable file, one that holds objects other than plain values, arrays and tensors (unless
+    `trusted`: --trust_data), a wrong clip or class count, or labels other than the set's."""
     try:
-        with open(path, "rb") as f:
-            entries = pickle.load(f)
+        entries = safe_pickle.load(path, trusted=trusted, what="result file", extra=TENSOR_GLOBALS)
+    except safe_pickle.UnsafePickleError:  # a UserError already: its line names the file and the type
+        raise
     except Exception as e:  # truncated or foreign files raise many different types
         raise UserError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a result.pkl of a test run?") from e
     if not isinstance(entries, (list, tuple)):
@@ -146,13 +168,14 @@ def read_scores(path: Path, labels: np.ndarray, num_classes: int) -> np.ndarray:
     return probs if np.issubdtype(probs.dtype, np.floating) else probs.astype(np.float64)
 
 
-def score(manifest: dict, files: dict[str, Path], name: str) -> list[dict]:
-    """The robustness rows of every exported set (robustness.csv's fields), as the project's sweep makes them."""
+def score(manifest: dict, files: dict[str, Path], name: str, trusted: bool = False) -> list[dict]:
+    """The robustness rows of every exported set (robustness.csv's fields), as the project's sweep makes them.
+    trusted: unpickle the result files whatever they hold (--trust_data)."""
     labels = np.array([c["label"] for c in manifest["clips"]], dtype=np.int64)
     rt = Runtime(torch.device("cpu"))
     rows = []
     for s in manifest["sets"]:
-        res = accuracy(labels, read_scores(files[s["name"]], labels, int(manifest["num_classes"])), rt)
+        res = accuracy(labels, read_scores(files[s["name"]], labels, int(manifest["num_classes"]), trusted), rt)
         rows.append({"checkpoint": name, "epoch": -1, "family": s["family"], "level": s["level"],
                      "severity": s["severity"], "suite": s["suite"], **res})  # fmt: skip
     return rows
@@ -165,7 +188,7 @@ def run(args: argparse.Namespace) -> dict:
     first = Path(args.results[0])
     out = Path(args.out_dir) if args.out_dir else (first if first.is_dir() else first.parent)
     name = args.name or out.resolve().name
-    rows = score(manifest, files, name)
+    rows = score(manifest, files, name, args.trust_data)
     own = {s["name"] for s in manifest["sets"] if "volume" not in s["same_clips_as_project"]}
     for s, r in zip(manifest["sets"], rows, strict=True):
         mark = "  *" if s["name"] in own else ""
@@ -194,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out_dir", default=None, help="where to write the report (default: RESULT_DIR)")
     p.add_argument("--name", default=None, help="the checkpoint column of the report (default: its folder's name)")
+    p.add_argument(
+        "--trust_data",
+        action="store_true",
+        help="unpickle the result files whatever they hold (trusted files only): without it, they may hold only "
+        "plain values, NumPy arrays and torch tensors, and any other object is refused before it runs",
+    )
     return p
 
 

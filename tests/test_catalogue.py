@@ -115,6 +115,7 @@ def ctx(tmp_path_factory) -> Ctx:
     write_pkl(data / "kinect20.pkl", other_layout(20, 2, "kinect20"))
     write_pkl(data / "ntu25_3d.pkl", other_layout(25, 3, "ntu25"))
     write_pkl(data / "list.pkl", [1, 2, 3])
+    write_pkl(data / "unsafe.pkl", {**tiny, "note": NotATensor()})
     (data / "random.bin").write_bytes(np.random.default_rng(1).bytes(4096))
     (data / "random.pt").write_bytes(np.random.default_rng(2).bytes(4096))
     (data / "random.pkl").write_bytes(np.random.default_rng(3).bytes(4096))
@@ -276,6 +277,10 @@ CASES = [
     ("predict_layout_declared_differently", "predict", lambda c: ["--checkpoint", c["mine17.pt"], "--input",
                                                                   c["mine17_other.pkl"]],
      "declares joint layout 'mine17' differently from the model's (parts differ)"),
+    # -- data files that name other objects than pyskl's (utils/safe_pickle.py)
+    ("ann_unsafe", "main", lambda c: c.custom("unsafe.pkl"), "NotATensor object, which an annotation file never does"),
+    ("predict_input_unsafe", "predict", lambda c: ["--checkpoint", c.best, "--input", c["unsafe.pkl"]],
+     "unsafe.pkl holds a tests.test_catalogue.NotATensor object"),
 ]
 # fmt: on
 

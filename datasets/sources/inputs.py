@@ -7,13 +7,13 @@ per frame gives the COCO-17 joints.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from datasets.sources.ntu_skeleton import read_skeleton_file
 from datasets.store.annotations import KeypointStore, pack_annotations
+from utils import safe_pickle
 from utils.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -28,19 +28,20 @@ class InputError(UserError, ValueError):
     """An input file that cannot be read for prediction; the message (one line) says what to do."""
 
 
-def read_input(path: str | Path, skeleton_2d: bool = False) -> tuple[list[dict], object]:
+def read_input(path: str | Path, skeleton_2d: bool = False, trusted: bool = False) -> tuple[list[dict], object]:
     """The annotations of a .pkl, .skeleton or video file (pyskl dicts; 'label' may be absent), and the
     joint layout the file declares as a whole: a pyskl file's own 'layout' entry as written (a name or a
     declaration dict, None when it has none), `ntu25` for a .skeleton file, `coco17` for a video.
 
     skeleton_2d: read a .skeleton file as colour-image pixels with tracking scores (as
-    `datasets.convert ntu --2d` writes them) instead of 3D metres."""
+    `datasets.convert ntu --2d` writes them) instead of 3D metres. trusted: unpickle a .pkl whatever it
+    holds (--trust_data), not only what a pyskl file holds (utils/safe_pickle.py)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
-        return read_pickle_annotations(path)
+        return read_pickle_annotations(path, trusted)
     if suffix == ".skeleton":  # Kinect v2's 25 joints, whichever way they are read
         return [read_skeleton(path, skeleton_2d)], "ntu25"
     if suffix in VIDEO_SUFFIXES:  # mediapipe's landmarks picked into COCO-17 order
@@ -49,13 +50,15 @@ def read_input(path: str | Path, skeleton_2d: bool = False) -> tuple[list[dict],
     raise InputError(f"input {path}: unknown file type {suffix or '(none)'!r}; expected one of {kinds}")
 
 
-def read_pickle_annotations(path: Path) -> tuple[list[dict], object]:
+def read_pickle_annotations(path: Path, trusted: bool = False) -> tuple[list[dict], object]:
     """A pyskl pickle as a list of annotations: a whole file's 'annotations' (its splits are not
     needed to predict), a bare list, or one annotation dict; and the whole file's 'layout' entry as
-    written (None when there is none; per-clip entries stay in the annotations)."""
+    written (None when there is none; per-clip entries stay in the annotations). Only what a pyskl file
+    holds is unpickled unless `trusted` (utils/safe_pickle.py); anything else is refused (one line)."""
     try:
-        with open(path, "rb") as f:
-            data = pickle.load(f)
+        data = safe_pickle.load(path, trusted=trusted, what="annotation file")
+    except safe_pickle.UnsafePickleError as e:
+        raise InputError(str(e)) from e
     except Exception as e:  # truncated or foreign files raise many different types
         raise InputError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?") from e
     layout = None

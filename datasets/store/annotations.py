@@ -19,13 +19,13 @@ plus offsets is shared copy-on-write after fork and pickles in one piece.
 from __future__ import annotations
 
 import ctypes
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from datasets.store.layouts import Layout, declared_layout
+from utils import safe_pickle
 from utils.errors import MissingFileError, UserError
 
 
@@ -33,14 +33,17 @@ class AnnotationError(UserError, ValueError):
     """A malformed annotation file or sample; the message names the sample and the problem."""
 
 
-def load_pickle(path: str | Path) -> dict:
-    """Read a pyskl annotation pickle. Fails with one line when the file is missing or unreadable."""
+def load_pickle(path: str | Path, trusted: bool = False) -> dict:
+    """Read a pyskl annotation pickle. Fails with one line when the file is missing or unreadable, or names a
+    type that an annotation file never holds (utils/safe_pickle.py); `trusted` (--trust_data) unpickles
+    anything."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"annotation file {path} does not exist")
     try:
-        with open(path, "rb") as f:
-            data = pickle.load(f)
+        data = safe_pickle.load(path, trusted=trusted, what="annotation file")
+    except safe_pickle.UnsafePickleError as e:
+        raise AnnotationError(str(e)) from e
     except Exception as e:  # truncated or foreign files raise many different types
         raise AnnotationError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?") from e
     # Some pyskl files are a bare list of annotation dicts with no split; a list of anything else is no

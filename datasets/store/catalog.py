@@ -105,11 +105,13 @@ def load_store(
     num_classes: int | None = None,
     synthetic_options: dict | None = None,
     keypoints: str = "2d",
+    trust_data: bool = False,
 ) -> tuple[KeypointStore, Path]:
     """Load, validate and pack the annotations of dataset `name`; returns (store, file path).
 
     The synthetic dataset is generated on first use and cached under data_root/synthetic/.
-    num_classes defaults to the dataset's; labels outside it are an error.
+    num_classes defaults to the dataset's; labels outside it are an error. trust_data: unpickle the file
+    whatever it holds (--trust_data), not only what an annotation file holds (utils/safe_pickle.py).
     """
     spec = dataset_spec(name)
     if name == "custom" and not ann_file:
@@ -120,5 +122,5 @@ def load_store(
         path = load_or_create_synthetic(Path(data_root) / "synthetic", **(synthetic_options or {}))
     else:
         path = resolve_ann_file(spec, data_root, ann_file, keypoints)
-    store = pack_annotations(load_pickle(path), num_classes=num_classes or spec.num_classes or None)
+    store = pack_annotations(load_pickle(path, trusted=trust_data), num_classes=num_classes or spec.num_classes or None)
     return store, path
