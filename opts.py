@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="Heatmap",
         choices=INPUT_FORMATS,
         help="input format: joint heatmap volumes (Heatmap = NCTHW_Heatmap), limb volumes, one grayscale "
-        "volume, or raw Skeleton coordinates (MotionBERT always takes Skeleton)",
+        "volume, or raw Skeleton coordinates (the default, and the only input, of MotionBERT and the graph networks)",
     )
     g.add_argument(
         "--in_channels",
@@ -503,8 +503,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             err(f"--recipe: {e}")
         parser.set_defaults(**preset)
         first, _ = parser.parse_known_args(argv)  # the recipe may choose the backbone
-    # Precedence: command line > recipe > dataset defaults > parser defaults.
-    parser.set_defaults(**{**dataset_defaults(first.dataset, first.model_type), **preset})
+    # Precedence: command line > recipe > dataset defaults > parser defaults; a model of joint coordinates
+    # reads them (--input_f Skeleton) unless told otherwise.
+    joints = {"input_f": "Skeleton"} if model_spec(MODEL_TYPES[first.model_type]).reads == "joints" else {}
+    parser.set_defaults(**{**joints, **dataset_defaults(first.dataset, first.model_type), **preset})
     args = parser.parse_args(argv)
     check_args(args, err)
     return args

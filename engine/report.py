@@ -73,8 +73,8 @@ def evaluate_checkpoint(
     notes: tuple[str, ...] | list[str] = (),
 ) -> dict:
     """`main.py --evaluate PATH`: rebuild the checkpoint's model from its own configuration and run the
-    robustness sweep of `data`'s test split, reported into `run_dir` (default: the checkpoint's folder) under
-    the checkpoint's file name. The data must fit the model: its joint count and layout (by name and, for a
+    robustness sweep of `data`'s test split, reported into `run_dir` (default: evaluate_CKPT_on_DATA beside the
+    checkpoint, so that a training run's own results are never replaced) under the checkpoint's file name. The data must fit the model: its joint count and layout (by name and, for a
     declared one, by definition), its classes (`counted`: the data's class count is counted from its labels,
     so a subset fits). Returns {'run_dir', 'robustness', 'device', 'is_main'}; raises UserError (one line)."""
     model, cfg, ckpt = load_run_model(path, rt.device, trusted)
@@ -83,7 +83,8 @@ def evaluate_checkpoint(
     check_classes(cfg, data.num_classes, data.path.name, counted=counted)
     if not len(data.test_idx):
         raise UserError(f"{data.path} has no clip in its test split; check --split, or the file's 'split' key")
-    run_dir = run_dir or Path(path).resolve().parent
+    # Its own folder beside the checkpoint, named for the checkpoint and the data: never the training run's files.
+    run_dir = run_dir or Path(path).resolve().parent / f"evaluate_{Path(path).stem}_on_{data.path.stem}"
     check_writable(run_dir)
     with RunDirLock(run_dir, enabled=rt.is_main):
         logger = RunLogger(run_dir, enabled=rt.is_main)

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -498,3 +499,25 @@ def test_mca_on_the_families_seen_in_training_and_on_the_others(tmp_path, ann_fi
     assert "mCA on the families seen in training (jitter, occlusion)" in capsys.readouterr().out
     plain = summarize(last)  # unknown training corruptions: no split
     assert "mCA_seen" not in plain
+
+
+def test_evaluate_never_replaces_the_training_runs_results(tmp_path, ann_file):
+    """--evaluate RUN/best.pt reports into its own folder, named for the checkpoint and the data; the run's
+    robustness.csv and summary.json stay byte for byte."""
+    cli.main(base(tmp_path, ann_file, "run", "--input_f", "Skeleton", "--epochs", "1", *TINY_POSE))
+    run = tmp_path / "run"
+    before = {f: (run / f).read_bytes() for f in ("robustness.csv", "summary.json")}
+    argv = ["synthetic", "--ann_file", str(ann_file), "--evaluate", str(run / "best.pt"), "--eval_alphas", "0",
+            "--eval_corruptions", "none", "-j", "0"]  # fmt: skip
+    out = cli.main(argv)
+    assert out["run_dir"] == str(run.resolve() / f"evaluate_best_on_{ann_file.stem}")
+    assert (Path(out["run_dir"]) / "robustness.csv").is_file()
+    assert {f: (run / f).read_bytes() for f in before} == before
+
+
+def test_a_model_of_joints_reads_coordinates_unless_told_otherwise():
+    from opts import parse_args
+
+    for model in ("motionbert", "stgcnpp", "ctrgcn"):
+        assert parse_args(["synthetic", "--model_type", model]).input_f == "Skeleton"
+    assert parse_args(["ntu60"]).input_f == "Heatmap"
