@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         num_joints=data.store.num_joints, coord_dim=data.store.coord_dim, num_classes=data.num_classes,
         dropout=args.dropout, clip_len=args.clip_len, input_size=args.input_size, max_persons=args.max_persons,
         in_channels=args.in_channels, model_kwargs=backbone_kwargs(args), label_map=data.label_map,
-        stream=stream, test_input_size=args.test_input_size,
+        stream=stream, test_input_size=args.test_input_size, visibility=args.visibility,
     ) for stream in streams]  # fmt: skip
     run_dir = Path(args.run_dir) / run_name(args)
     check_writable(run_dir)  # every check comes before the first write to the run directory

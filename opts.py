@@ -196,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the corruption and saved with the run, so --evaluate and predict use it too",
     )
     g.add_argument(
+        "--visibility",
+        action="store_true",
+        help="coordinate inputs (--input_f Skeleton, the graph networks) carry one more channel per joint: 1 where "
+        "it is seen, 0 where it is missing, so that a missing joint is not read as a joint at the origin",
+    )
+    g.add_argument(
         "--keypoints",
         choices=("2d", "3d"),
         default="2d",

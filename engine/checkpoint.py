@@ -141,7 +141,7 @@ def load_run_model(
 # What a checkpoint's model must share with the run that loads its weights (its input): the joint layout
 # (a declared one by its definition too), the coordinates' dimension, the input format, the data path that
 # makes it and the coordinate stream.
-INPUT_FIELDS = ("layout", "layout_def", "coord_dim", "input_format", "reads", "stream", "skeleton_depth")
+INPUT_FIELDS = ("layout", "layout_def", "coord_dim", "input_format", "reads", "stream", "skeleton_depth", "visibility")
 
 
 def check_classes(cfg: RunConfig, num_classes: int, source: str, counted: bool) -> None:

@@ -45,6 +45,8 @@ class RunConfig:
     # The Skeleton input of a volume model on 3D clips carries each joint's depth (x, y, depth per joint);
     # False: the front view alone (runs before it existed).
     skeleton_depth: bool = False
+    # Coordinate inputs carry a seen (1) / missing (0) channel per joint (--visibility): Skeleton volumes, GCNs.
+    visibility: bool = False
 
     @cached_property
     def joint_layout(self) -> Layout:
@@ -104,6 +106,7 @@ def resolve_run_config(
     label_map: str | list[str] | None = None,
     stream: str = "joint",
     test_input_size: int | None = None,
+    visibility: bool = False,
 ) -> RunConfig:
     """The run configuration of a backbone on data of `num_joints` joints in `coord_dim` dimensions.
 
@@ -112,6 +115,7 @@ def resolve_run_config(
     model_kwargs: backbone-specific constructor arguments (its own flags, then --model_cfg), applied last.
     stream: the input stream of coordinate inputs (Skeleton, MotionBERT): joints, bones or their motions.
     test_input_size: side of the rendered frames at evaluation (None: input_size; pyskl trains at 56, tests at 64).
+    visibility: a seen / missing channel per joint in a coordinate input (Skeleton volumes, graph networks).
     Raises UserError (one line) for a combination that cannot work.
     """
     spec = model_spec(model_name)
@@ -120,7 +124,10 @@ def resolve_run_config(
         raise UserError(f"the data has {num_joints} joints but layout {layout.name} has {layout.num_joints}")
     _check_input(spec, fmt, stream, coord_dim, layout)
     depth = spec.reads == "volume" and fmt == "Skeleton" and coord_dim == 3
-    size = _input_kwargs(spec, fmt, layout, max_persons, in_channels, depth)
+    if visibility and not ((spec.reads == "volume" and fmt == "Skeleton") or spec.joints_prep == "gcn"):
+        raise UserError(f"--visibility is a channel of coordinate inputs: --input_f Skeleton or a graph network, "
+                        f"not {model_name} on {fmt}")  # fmt: skip
+    size = _input_kwargs(spec, fmt, layout, max_persons, in_channels, depth, visibility)
     cfg = {"num_classes": num_classes, "dropout": dropout, **size}
     cfg.update(model_kwargs or {})
     return RunConfig(
@@ -139,17 +146,24 @@ def resolve_run_config(
         label_map=label_map,
         stream=stream,
         skeleton_depth=depth,
+        visibility=visibility,
     )
 
 
 def _input_kwargs(
-    spec: ModelSpec, fmt: str, layout: Layout, max_persons: int, in_channels: int | None, depth: bool = False
+    spec: ModelSpec,
+    fmt: str,
+    layout: Layout,
+    max_persons: int,
+    in_channels: int | None,
+    depth: bool = False,
+    visibility: bool = False,
 ) -> dict:
     """The constructor arguments that size a backbone's input: `in_channels` of a rendered volume (checked
     against what the user asked for), or `num_joints` of joint coordinates, with a graph network's layout
     (a declared one by its definition) and persons. Raises UserError."""
     if spec.reads == "volume":
-        needed = input_channels(fmt, max_persons, layout, depth)
+        needed = input_channels(fmt, max_persons, layout, depth, visibility)
         if in_channels is not None and in_channels != needed:
             raise UserError(
                 f"--in_channels {in_channels} does not fit --input_f {fmt} with {max_persons} "
@@ -161,6 +175,8 @@ def _input_kwargs(
         out["layout"] = definition(layout) or layout.name
         if "num_person" in spec.kwargs():  # input batch norms per person
             out["num_person"] = max_persons
+        if visibility:  # x, y, z (or score) and the seen / missing channel
+            out["in_channels"] = spec.default("in_channels") + 1
     return out
 
 

@@ -228,6 +228,7 @@ def train_loaders(
             input_size=cfg.input_size, noise_alpha=train.noise_alpha, noisy_view=noisy, seed=train.seed,
             max_persons=cfg.max_persons, corruptions=train.corruptions or None, augment=train.augment,
             joints_prep=cfg.joints_prep, stream=cfg.stream, depth=cfg.skeleton_depth, repair=train.repair,
+            visibility=cfg.visibility,
         )  # fmt: skip
 
     has_ul = compares_views and len(unlabelled_idx) > 0
@@ -272,7 +273,7 @@ def eval_dataset(
         store, idx, reads=cfg.reads, train=False, clip_len=cfg.clip_len, layout=cfg.joint_layout,
         num_clips=num_clips, input_size=cfg.test_size, seed=seed, max_persons=cfg.max_persons,
         corruptions=(corruption,), joints_prep=cfg.joints_prep, stream=cfg.stream, depth=cfg.skeleton_depth,
-        repair=repair,
+        repair=repair, visibility=cfg.visibility,
     )  # fmt: skip
 
 
@@ -307,7 +308,8 @@ def model_input(
         return joints_input_stream(kp, cfg.stream, cfg.joint_layout, cfg.coord_dim)
     side = cfg.test_size if test else cfg.input_size
     size = (side, side)
-    return render(cfg.input_format, kp, score, size, layout=cfg.joint_layout, double=double, out=out, stream=cfg.stream)
+    return render(cfg.input_format, kp, score, size, layout=cfg.joint_layout, double=double, out=out, stream=cfg.stream,
+                  visibility=cfg.visibility)  # fmt: skip
 
 
 def step_input(views: list[tuple[dict, str]], cfg: RunConfig, rt: Runtime, buffers: dict):

@@ -74,9 +74,10 @@ def evaluate_checkpoint(
 ) -> dict:
     """`main.py --evaluate PATH`: rebuild the checkpoint's model from its own configuration and run the
     robustness sweep of `data`'s test split, reported into `run_dir` (default: evaluate_CKPT_on_DATA beside the
-    checkpoint, so that a training run's own results are never replaced) under the checkpoint's file name. The data must fit the model: its joint count and layout (by name and, for a
-    declared one, by definition), its classes (`counted`: the data's class count is counted from its labels,
-    so a subset fits). Returns {'run_dir', 'robustness', 'device', 'is_main'}; raises UserError (one line)."""
+    checkpoint, so that a training run's own results are never replaced) under the checkpoint's file name.
+    The data must fit the model: its joint count and layout (by name and, for a declared one, by definition),
+    its classes (`counted`: the data's class count is counted from its labels, so a subset fits).
+    Returns {'run_dir', 'robustness', 'device', 'is_main'}; raises UserError (one line)."""
     model, cfg, ckpt = load_run_model(path, rt.device, trusted)
     check_fits(data.store, cfg, data.path.name)
     check_layout(data.layout, cfg, data.path.name)

@@ -192,3 +192,32 @@ def test_streams_flags_that_cannot_work(tmp_path, ann_file, capsys, extra, messa
     with pytest.raises(SystemExit) as e:
         cli.main(_streams_argv(tmp_path, ann_file, "bad", *extra))
     assert message in error_line(capsys, e)
+
+
+def test_visibility_tells_a_missing_joint_from_one_at_the_origin(tmp_path, ann_file):
+    """--visibility: a seen / missing channel per joint in a GCN's clips and in the Skeleton input, sized into
+    the model; a joint hidden by the missing-joints corruption reads 0 there and 1 in the clean clip."""
+    from datasets.batch.render import render
+
+    store = _store_3d()
+    kw = {"reads": "joints", "joints_prep": "gcn", "train": False, "clip_len": 16, "layout": NTU25}
+    plain = SkeletonClips(store, np.arange(4), **kw)[0]["keypoint"]
+    seen = SkeletonClips(store, np.arange(4), visibility=True, **kw)[0]["keypoint"]
+    hidden = SkeletonClips(store, np.arange(4), visibility=True, corruptions=(("missing_joints", 0.4),), **kw)[0]
+    assert seen.shape == (*plain.shape[:-1], 4)
+    np.testing.assert_array_equal(seen[..., :3], plain)
+    person = seen[:, 0]  # the one real person: every joint seen
+    assert (person[..., 3] == 1).all() and 0.2 < (hidden["keypoint"][:, 0, ..., 3] == 0).mean() < 0.6
+    kp, score = torch.rand(1, 1, 4, 17, 2) * 30 + 1, torch.ones(1, 1, 4, 17)
+    score[0, 0, 1, 3] = 0  # joint 3 missing in frame 1
+    x = render("Skeleton", kp, score, (32, 32), layout=COCO17, visibility=True).view(17, 3, 4)
+    assert x[3, 2, 1] == 0 and x[3, :2, 1].abs().sum() == 0 and x[:, 2].sum() == 17 * 4 - 1
+    out = cli.main(["synthetic", "--ann_file", str(ann_file), "--run_dir", str(tmp_path), "--name", "vis",
+                    "--model_type", "stgcnpp", "--visibility", "--clip_len", "12", "--epochs", "1", "--max_steps",
+                    "1", "-b", "4", "-j", "0", "--eval_alphas", "0", "--eval_corruptions", "none",
+                    *TINY_GCN])  # fmt: skip
+    assert out["robustness"]
+    saved = torch.load(tmp_path / "vis" / "last.pt", weights_only=True)
+    assert saved["config"]["visibility"] and saved["config"]["model_cfg"]["in_channels"] == 4
+    with pytest.raises(SystemExit):
+        cli.main(["synthetic", "--ann_file", str(ann_file), "--visibility", "--input_f", "Heatmap", "--epochs", "1"])

@@ -555,7 +555,12 @@ def render_grayscale(
 
 
 def render_skeleton(
-    kp: Tensor, score: Tensor, size: tuple[int, int], stream: str = "joint", layout: Layout = COCO17
+    kp: Tensor,
+    score: Tensor,
+    size: tuple[int, int],
+    stream: str = "joint",
+    layout: Layout = COCO17,
+    visibility: bool = False,
 ) -> Tensor:
     """Coordinates as input channels: (N, M*V*C, T, 1, 1) float32, C = 2, or 3 with a depth channel.
 
@@ -564,7 +569,8 @@ def render_skeleton(
     horizontal flip (x -> W - x) negates x; a depth channel (3D clips, datasets/pipeline/clips.project_3d) is
     normalised already and passes unchanged. Missing joints (score 0, or all coordinates 0) are 0.
     stream: 'joint', or the bones / motions of the mapped coordinates with the layout's parents
-    (datasets/batch/streams.py; 0 wherever a joint they need is missing).
+    (datasets/batch/streams.py; 0 wherever a joint they need is missing). visibility: one more channel per
+    joint, 1 where it is seen and 0 where it is missing (C + 1 channels per joint).
     """
     kp, score = _check_inputs(kp, score, channels=(2, 3))
     n, m, t, v, c = kp.shape
@@ -576,6 +582,9 @@ def render_skeleton(
     coords = coords.masked_fill(missing[..., None], 0)
     if stream != "joint":
         coords = joint_stream(coords, stream, parents(layout), missing)  # (N, M, T, V, C)
+    if visibility:
+        coords = torch.cat([coords, (~missing)[..., None].float()], dim=-1)  # (N, M, T, V, C + 1)
+        c += 1
     return coords.permute(0, 1, 3, 4, 2).reshape(n, m * v * c, t, 1, 1)  # (N, M*V*C, T, 1, 1)
 
 
@@ -616,9 +625,11 @@ def _canonical(input_format: str) -> str:
     return name
 
 
-def input_channels(input_format: str, num_persons: int, layout: Layout = COCO17, depth: bool = False) -> int:
+def input_channels(
+    input_format: str, num_persons: int, layout: Layout = COCO17, depth: bool = False, visibility: bool = False
+) -> int:
     """Channel count C of `render(input_format, ...)` for `num_persons` persons of `layout` (Skeleton: with
-    a depth channel per joint when `depth`)."""
+    a depth channel per joint when `depth`, a seen / missing one when `visibility`)."""
     name = _canonical(input_format)
     if name == "heatmap":
         return layout.num_joints
@@ -626,7 +637,7 @@ def input_channels(input_format: str, num_persons: int, layout: Layout = COCO17,
         return len(layout.limbs)
     if name == "grayscale":
         return 1
-    return num_persons * layout.num_joints * (3 if depth else 2)
+    return num_persons * layout.num_joints * ((3 if depth else 2) + int(visibility))
 
 
 def render(
@@ -641,6 +652,7 @@ def render(
     double: bool = False,
     out: Tensor | None = None,
     stream: str = "joint",
+    visibility: bool = False,
 ) -> Tensor:
     """Render the backbone input named `input_format` for a batch.
 
@@ -653,17 +665,18 @@ def render(
     differently); for Skeleton it is `flip_keypoints` with the frame width.
     out: optional contiguous float32 buffer of the output shape to reuse (heatmap and limb formats).
     stream: 'joint', or for Skeleton the bone / motion stream of datasets/batch/streams.py (of the flipped
-    keypoints for the mirrored view).
+    keypoints for the mirrored view). visibility: Skeleton's seen / missing channel per joint.
     Returns (N or 2N, C, T, H, W) float32 on kp.device ((..., 1, 1) for Skeleton), C from
     `input_channels`.
     """
     name = _canonical(input_format)
     _check_request(input_format, name, kp, layout, out, stream)
     if name == "skeleton":
-        x = render_skeleton(kp, score, size, stream, layout)
+        x = render_skeleton(kp, score, size, stream, layout, visibility)
         if not double:
             return x
-        flipped = render_skeleton(*flip_keypoints(kp, score, size[1], layout.flip_order()), size, stream, layout)
+        flipped = render_skeleton(*flip_keypoints(kp, score, size[1], layout.flip_order()), size, stream, layout,
+                                  visibility)  # fmt: skip
         return torch.stack([x, flipped], dim=1).flatten(0, 1)  # (2N, C, T, 1, 1)
     if name == "grayscale":
         x = render_grayscale(kp, score, size, sigma, use_score)

@@ -117,6 +117,7 @@ class SkeletonClips(Dataset):
     depth: reads 'volume' on 3D clips: keep each joint's depth as a third coordinate (`project_3d`; the
         Skeleton input reads it), not the front view alone.
     repair: steps of datasets/pipeline/repair.py applied to every view after its corruption (none: off).
+    visibility: the 'gcn' preparation appends a seen (1) / missing (0) channel per joint.
     """
 
     def __init__(
@@ -140,6 +141,7 @@ class SkeletonClips(Dataset):
         stream: str = "joint",
         depth: bool = False,
         repair: tuple[str, ...] = (),
+        visibility: bool = False,
     ) -> None:
         if reads not in READS:
             raise ValueError(f"unknown input kind {reads!r}; choose one of {READS}")
@@ -156,6 +158,7 @@ class SkeletonClips(Dataset):
         self.seed, self.max_persons, self.epoch = seed, max_persons, 0
         self.augment = augment if train and augment is not None and augment.enabled else None
         self.joints_prep, self.stream, self.depth, self.repair = joints_prep, stream, depth, tuple(repair)
+        self.visibility = visibility
         if joints_prep not in JOINTS_PREPS or (joints_prep == "gcn" and stream not in GCN_FEATS):
             raise ValueError(f"unknown joints_prep {joints_prep!r} or stream {stream!r}")
         if reads == VOLUME:
@@ -313,5 +316,6 @@ class SkeletonClips(Dataset):
                 k, (GCN_FEATS[self.stream],), self.layout, keypoint_score=None if k.shape[-1] == 3 else sc,
                 img_shape=tuple(clip["img_shape"]), clip_len=self.clip_len, num_clips=self.num_clips,
                 num_person=self.max_persons, test_mode=not self.train, rng=np.random.default_rng(aug_seed),
+                visibility=self.visibility,
             )  # fmt: skip
         return out

@@ -394,6 +394,7 @@ def gcn_clip(
     test_mode: bool = True,
     seed: int = 255,
     rng: np.random.Generator | None = None,
+    visibility: bool = False,
 ) -> np.ndarray:
     """pyskl's GCN pipeline for one clip (the 3dkp or hrnet configs' pipelines, without augmentation).
 
@@ -402,7 +403,10 @@ def gcn_clip(
     Then gcn_features(feats, bones), uniform_sample_indices (test_mode, seed; rng in training), the
     sampled frames, format_gcn_input(num_person, num_clips).
 
-    Returns: float32 (num_clips, num_person, clip_len, V, C * len(feats)), C = 3.
+    visibility: append one channel per joint, 1 where it is seen and 0 where it is missing (not pyskl's: a
+    missing joint is otherwise a joint at the origin).
+
+    Returns: float32 (num_clips, num_person, clip_len, V, C * len(feats) (+ 1)), C = 3.
     """
     if keypoint_score is None:
         center, axes = body_axes(bones)
@@ -413,5 +417,8 @@ def gcn_clip(
         kp = pre_normalize_2d(keypoint, keypoint_score, img_shape)
         total_frames, coord_dim = kp.shape[1], 2
     feat = gcn_features(kp, feats, bones, coord_dim=coord_dim)  # (M, T1, V, C * F)
+    if visibility:  # 1 where the joint was seen, 0 where it is missing (x, y, z 0 in 3D; a score <= 0.01 in 2D)
+        seen = (kp[..., :3] != 0).any(-1) if coord_dim == 3 else kp[..., 2] > 0
+        feat = np.concatenate([feat, seen[..., None].astype(feat.dtype)], axis=-1)  # (M, T1, V, C * F + 1)
     inds = uniform_sample_indices(total_frames, clip_len, num_clips, test_mode, seed, rng)
-    return format_gcn_input(feat[:, inds], num_person, num_clips)  # (k, M, clip_len, V, C * F)
+    return format_gcn_input(feat[:, inds], num_person, num_clips)  # (k, M, clip_len, V, C * F (+ 1))
