@@ -48,7 +48,7 @@ from opts import (
     settings,
 )
 from utils.errors import UserError, exit_on_user_error
-from utils.logger import RunLogger, echo
+from utils.logger import RunLogger, echo, start_log
 from utils.rundir import RunDirLock, check_writable
 from utils.runtime import Runtime, close_runtime, git_revision, peak_memory, seed_everything, setup_runtime
 from utils.threads import apply_threads
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     if argv[:1] == ["predict"]:
         return exit_on_user_error("main.py predict", run_predict, parse_predict_args(argv[1:]))
     args = parse_args(argv)
-    start = time.perf_counter()
+    start, _ = time.perf_counter(), start_log()
     result = exit_on_user_error("main.py", run, args, argv)
     if result.pop("is_main", True):
         print(f"done in {time.perf_counter() - start:.0f} s wall time; {peak_memory(result.pop('device'))}", flush=True)

@@ -521,3 +521,11 @@ def test_a_model_of_joints_reads_coordinates_unless_told_otherwise():
     for model in ("motionbert", "stgcnpp", "ctrgcn"):
         assert parse_args(["synthetic", "--model_type", model]).input_f == "Skeleton"
     assert parse_args(["ntu60"]).input_f == "Heatmap"
+
+
+def test_every_run_keeps_what_it_printed(tmp_path, ann_file, capsys):
+    """log.txt in the run directory: the lines the run printed, those before the directory opened included."""
+    cli.main(base(tmp_path, ann_file, "logged", "--input_f", "Skeleton", "--epochs", "1", *TINY_POSE))
+    printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("done in")]
+    log = (tmp_path / "logged" / "log.txt").read_text().splitlines()
+    assert log == printed and any(line.startswith("data: ") for line in log) and log[-1].startswith("summary (")

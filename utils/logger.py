@@ -1,4 +1,5 @@
-"""Metrics of a run: JSON lines and TensorBoard events, written by rank 0 only."""
+"""What a run writes as it goes, rank 0 only: metrics as JSON lines and TensorBoard events, and log.txt, the
+lines it printed (`echo`), those printed before the run directory opened included."""
 
 from __future__ import annotations
 
@@ -6,9 +7,20 @@ import json
 import time
 from pathlib import Path
 
+_EARLY: list[str] = []  # lines echoed since start_log() while no run's log.txt is open
+_OPEN: list[Path] = []  # the log.txt lines are appended to (at most one)
+_EARLY_LIMIT = 10_000
+
+
+def start_log() -> None:
+    """Forget the lines of an earlier command in this process (a new command starts its own log)."""
+    _EARLY.clear()
+    _OPEN.clear()
+
 
 class RunLogger:
-    """Appends metric rows to run_dir/metrics.jsonl and mirrors scalars to TensorBoard."""
+    """Appends metric rows to run_dir/metrics.jsonl, mirrors scalars to TensorBoard, and appends every line
+    `echo` prints to run_dir/log.txt until `close` (first the lines printed before it opened)."""
 
     def __init__(self, run_dir: Path, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -18,6 +30,9 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(log_dir=str(run_dir / "tb"))
+            with open(run_dir / "log.txt", "a") as f:
+                f.writelines(line + "\n" for line in _EARLY)
+            _OPEN[:] = [run_dir / "log.txt"]
 
     def log(self, row: dict, step: int | None = None, tb_prefix: str | None = None) -> None:
         if not self.enabled:
@@ -32,8 +47,17 @@ class RunLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        if self.enabled and _OPEN == [self.path.with_name("log.txt")]:
+            _OPEN.clear()
 
 
 def echo(msg: str, enabled: bool = True) -> None:
-    if enabled:
-        print(msg, flush=True)
+    """Print a line of the run (rank 0: `enabled`), and keep it in the run's log.txt."""
+    if not enabled:
+        return
+    print(msg, flush=True)
+    if _OPEN:
+        with open(_OPEN[0], "a") as f:
+            f.write(msg + "\n")
+    elif len(_EARLY) < _EARLY_LIMIT:
+        _EARLY.append(msg)
