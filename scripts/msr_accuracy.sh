@@ -16,6 +16,7 @@
 #   gcn_stgcnpp, gcn_ctrgcn: ST-GCN++ / CTR-GCN (base_channels 16, 32 frames, pyskl's GCN input) on the 3D joints,
 #                  GCN_EPOCHS epochs, SGD lr 0.1, weight decay 5e-4, no dropout (chosen on a held-out training
 #                  subject against CTR-GCN and wider / longer variants; README)
+#   gcn_stgcnpp_vis: gcn_stgcnpp with --visibility (a seen / missing channel per joint)
 #   gcn_streams    ST-GCN++'s four streams in one command (--streams, fused 2:2:1:1 as pyskl fuses them); its
 #                  streams' own runs are rows too (gcn_streams/joint ...: the gcn_stgcnpp row's model, trained again)
 # Knobs: SEEDS ("0 1 2"), JOBS (2 runs at once, one torch thread each), MB_EPOCHS (30), GCN_EPOCHS (80),
@@ -62,9 +63,10 @@ declare -A ROWS=(
   [mb]="${MB[*]}"
   [gcn_stgcnpp]="${GCN[*]} --model_type stgcnpp"
   [gcn_ctrgcn]="${GCN[*]} --model_type ctrgcn"
+  [gcn_stgcnpp_vis]="${GCN[*]} --model_type stgcnpp --visibility"
   [gcn_streams]="${GCN[*]} --model_type stgcnpp --streams joint bone joint_motion bone_motion --fusion_weights pyskl"
 )
-ORDER=${ONLY:-"gcn_streams mb pose_e120 pose_bone pose_jm pose_bm gcn_ctrgcn gcn_stgcnpp pose_e20 pose_e20_val"}  # seed by seed, the longest run first
+ORDER=${ONLY:-"gcn_streams mb pose_e120 pose_bone pose_jm pose_bm gcn_ctrgcn gcn_stgcnpp gcn_stgcnpp_vis pose_e20 pose_e20_val"}  # seed by seed, the longest run first
 for row in $ORDER; do
   if [[ -z "${ROWS[$row]:-}" ]]; then
     echo "msr_accuracy.sh: error: unknown row $row in ONLY; valid: ${!ROWS[*]}" >&2
@@ -136,6 +138,7 @@ gcn_streams/bone|ST-GCN++ bones (the --streams run's)
 gcn_streams/joint_motion|ST-GCN++ joint motion (the --streams run's)
 gcn_streams/bone_motion|ST-GCN++ bone motion (the --streams run's)
 gcn_ctrgcn|CTR-GCN joints
+gcn_stgcnpp_vis|ST-GCN++ joints with a seen / missing channel (--visibility)
 gcn_streams|ST-GCN++ four streams, one --streams command (2:2:1:1)
 EOF
 echo "msr accuracy: $(($(date +%s) - start)) s wall time with JOBS=$JOBS"
