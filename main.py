@@ -40,7 +40,7 @@ from opts import (
     MODEL_TYPES,
     backbone_kwargs,
     checkpoint_args,
-    ignored_flags,
+    flag_notes,
     parse_args,
     parse_predict_args,
     recipe_summary,
@@ -179,12 +179,7 @@ def runtime(args: argparse.Namespace, argv: list[str] | None) -> tuple[Runtime, 
         raise UserError(str(e)) from e
     notes.append(apply_threads(args.threads, args.workers)[1])  # before any work: a busy core makes threads wait
     seed_everything(args.seed, args.deterministic)
-    if args.modality is not None:
-        notes.append(f"modality {args.modality!r} is accepted for compatibility and not used (see --input_f)")
-    skipped = ignored_flags(args, argv)
-    if skipped:
-        notes.append(f"ignored for --model_type {args.model_type}: {', '.join(skipped)}")
-    return rt, notes
+    return rt, notes + flag_notes(args, argv)
 
 
 def open_run_dir(run_dir: Path, argv, args: argparse.Namespace, cfg: RunConfig, rt: Runtime) -> RunLogger:
