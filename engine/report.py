@@ -153,8 +153,10 @@ def report(rows: list[dict], run_dir: Path, cfg: RunConfig, rt: Runtime, seen: t
         summaries[ckpt] = s = summarize([r for r in rows if r["checkpoint"] == ckpt], seen)
         split = ""
         if seen is not None and any(r["suite"] for r in rows):
-            split = (f", mCA on the families seen in training ({', '.join(seen) or 'none'}) "
-                     f"{100 * s['mCA_seen']:.2f}, on the others {100 * s['mCA_unseen']:.2f}")  # fmt: skip
+            split = ", no corruption family seen in training"
+            if seen:
+                split = (f", mCA on the families seen in training ({', '.join(seen)}) {100 * s['mCA_seen']:.2f}, "
+                         f"on the others {100 * s['mCA_unseen']:.2f}")  # fmt: skip
         echo(f"summary ({ckpt}, epoch {s['epoch']}): clean top1 {100 * s['clean']:.2f}, mCA {100 * s['mCA']:.2f}, "
              f"relative robustness {s['relative']:.3f}{split}", rt.is_main)  # fmt: skip
     if rt.is_main:
