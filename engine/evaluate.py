@@ -47,6 +47,12 @@ def predict_probs(
     return torch.cat(indices).numpy(), torch.cat(labels).numpy(), torch.cat(probs).numpy()
 
 
+def in_order(indices: np.ndarray, probs: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The rows of `probs` (N, C), one per store index of `indices` (N,), rearranged into `order` (N,)."""
+    where = {int(i): k for k, i in enumerate(indices)}
+    return probs[[where[int(i)] for i in order]]
+
+
 def accuracy(labels: np.ndarray, probs: np.ndarray, rt: Runtime) -> dict:
     """Top-1 / top-5 of (N,) labels under (N, C) probabilities; counts are summed across ranks."""
     p, y = torch.from_numpy(probs), torch.from_numpy(labels)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.checkpoint import build_model
+from engine.checkpoint import load_run_model
 from engine.config import EvalConfig, RunConfig
 from engine.data import RunData, eval_loader
-from engine.evaluate import accuracy, predict_probs
+from engine.evaluate import accuracy, in_order, predict_probs
 from engine.report import SWEEP_PROBS, TEST_PROBS, report
 from utils.checkpoint import read_checkpoint
 from utils.errors import UserError
@@ -66,21 +66,18 @@ def fuse(probs: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
 
 
 def validation_probs(
-    run_dirs: list[Path], cfgs: list[RunConfig], checkpoint: str, data: RunData, idx: np.ndarray, ev: EvalConfig,
-    rt: Runtime,
-) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
-    """Each stream's probabilities of the validation clips `idx` with its `checkpoint` ('best' or 'last'),
-    in one clip order, and their labels. Single-process only (each process would hold its share)."""
+    run_dirs: list[Path], checkpoint: str, data: RunData, idx: np.ndarray, ev: EvalConfig, rt: Runtime
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each stream's probabilities of the validation clips `idx` with its `checkpoint` ('best' or 'last', the
+    model rebuilt from the checkpoint's own configuration), in one clip order, and their labels.
+    Single-process only (each process would hold its share)."""
     out, order, labels = [], None, None
-    for run_dir, cfg in zip(run_dirs, cfgs, strict=True):
-        model = build_model(cfg).to(rt.device)
-        model.load_state_dict(read_checkpoint(run_dir / f"{checkpoint}.pt")["model"])
-        loader = eval_loader(data.store, idx, cfg, ev, rt)
-        indices, labels_, probs = predict_probs(model, loader, cfg, rt, test_flip=False)
+    for run_dir in run_dirs:
+        model, cfg, _ = load_run_model(run_dir / f"{checkpoint}.pt", rt.device)
+        indices, labels_, probs = predict_probs(model, eval_loader(data.store, idx, cfg, ev, rt), cfg, rt, False)
         if order is None:
             order, labels = indices, labels_
-        where = {int(i): k for k, i in enumerate(indices)}
-        out.append(probs[[where[int(i)] for i in order]])
+        out.append(in_order(indices, probs, order))
     return out, labels
 
 
@@ -117,7 +114,7 @@ def fuse_streams(
     checkpoint = "best" if all((d / "best.pt").exists() for d in run_dirs) and "best" in ev.checkpoints else "last"
     val = None
     if given == ("auto",) and len(val_idx) and rt.world_size == 1:
-        val = validation_probs(run_dirs, cfgs, checkpoint, data, val_idx, ev, rt)
+        val = validation_probs(run_dirs, checkpoint, data, val_idx, ev, rt)
     weights, how = fusion_weights(given, streams, *(val or (None, None)))
     if rt.world_size > 1:
         echo("note: the fusion is scored by the single-process command (sweep probabilities are per process)", True)

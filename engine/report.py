@@ -13,7 +13,7 @@ import torch
 from engine.checkpoint import check_classes, check_fits, check_layout, load_run_model
 from engine.config import EvalConfig, RunConfig
 from engine.data import RunData
-from engine.evaluate import robustness_sweep, summarize
+from engine.evaluate import in_order, robustness_sweep, summarize
 from utils.checkpoint import read_checkpoint
 from utils.errors import UserError
 from utils.logger import RunLogger, echo
@@ -130,10 +130,8 @@ def save_probs(run_dir: Path, rows: list[dict], collected: list, data: RunData, 
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     order = collected[0][0]
-    probs = []
-    for indices, _, p in collected:  # every row scores the same clips; align them by store index anyway
-        where = {int(i): k for k, i in enumerate(indices)}
-        probs.append(p[[where[int(i)] for i in order]])
+    # every row scores the same clips; align them by store index anyway
+    probs = [in_order(indices, p, order) for indices, _, p in collected]
     names = np.array([data.store.names[i] for i in order.tolist()])
     labels, ckpt, epoch = collected[0][1], rows[0]["checkpoint"], rows[0]["epoch"]
     assert rows[0]["family"] == "clean", "the sweep scores the clean clips first"

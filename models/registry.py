@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-READS = ("volume", "joints")
-# How a model of joint coordinates wants its clips prepared (datasets/pipeline/clips.py): MotionBERT's
-# normalisation and resampling, or pyskl's GCN pipeline (datasets/pipeline/gcn_prep.py).
-JOINTS_PREPS = ("motionbert", "gcn")
+# What a model reads (READS), and how a model of joint coordinates wants its clips prepared (JOINTS_PREPS:
+# MotionBERT's normalisation and resampling, or pyskl's GCN pipeline): the data path's own vocabulary.
+from datasets.pipeline.clips import JOINTS_PREPS, READS
+
 OPTIMIZERS = ("sgd", "adamw")
 
 

@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.evaluate import summarize  # noqa: E402
+from engine.fusion import fuse as fuse_probs  # noqa: E402
 from engine.report import SWEEP_PROBS, TEST_PROBS  # noqa: E402
 from utils.errors import UserError, exit_on_user_error  # noqa: E402
 
@@ -83,9 +84,7 @@ def fuse(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], weights: list[fl
         if not np.array_equal(y[idx], labels):
             raise UserError(f"run {i + 1} labels its clips differently from run 1: fuse runs of the same data")
         aligned.append(p[idx])
-    stacked = np.stack(aligned)  # (R, N, C)
-    fused = np.tensordot(w / w.sum(), stacked, axes=1)  # (N, C)
-    return labels, fused, stacked
+    return labels, fuse_probs(aligned, tuple(weights)), np.stack(aligned)  # (N, C), (R, N, C)
 
 
 def load_sweep(path: str | Path) -> dict:

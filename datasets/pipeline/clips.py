@@ -45,7 +45,7 @@ NOISY_PREFIX = "noisy_"  # key prefix of the corrupted view's arrays in an item 
 # for any model that reads joints).
 VOLUME, JOINTS = "volume", "joints"
 READS = (VOLUME, JOINTS)
-JOINTS_PREPS = ("motionbert", "gcn")  # how joint coordinates are prepared (models/registry.py's joints_prep)
+JOINTS_PREPS = ("motionbert", "gcn")  # how joint coordinates are prepared (a model's joints_prep)
 GCN_FEATS = {"joint": "j", "bone": "b", "joint_motion": "jm", "bone_motion": "bm"}  # --stream -> pyskl's feats
 AUGMENT_STREAM = 1  # last word of the augmentations' generator seed (see the module doc)
 
