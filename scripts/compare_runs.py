@@ -44,6 +44,12 @@ METRICS = ("top1", "top5")
 CHECKPOINTS = ("best", "last")
 SEED_SUFFIX = re.compile(r"(.+)_s\d+")
 STATS = ("clean", "mCA", "relative")  # the summary's numbers before the per-family means
+# With --seen: the mCA over the suite rows of the seen families and of the others, and unseen mCA / clean.
+SPLIT_STATS = ("mCA_seen", "mCA_unseen", "unseen_relative")
+
+
+def stat_names(seen: list[str] | None) -> tuple[str, ...]:
+    return STATS + SPLIT_STATS if seen else STATS
 
 Key = tuple[str, float]  # (family, severity): one row of the table
 
@@ -141,21 +147,34 @@ def load_runs(runs: list[Path], metric: str, checkpoint: str) -> list[Run]:
     return loaded
 
 
-def summarize(run: Run) -> dict:
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def summarize(run: Run, seen: list[str] | None = None) -> dict:
     """clean, mCA (mean over the suite rows), relative (mCA / clean) and {family: mean of its suite rows};
-    None where a run has no such number (no clean row, no suite rows)."""
+    with `seen` (family names), also mCA_seen and mCA_unseen (the mean over the suite rows of those
+    families and of the others, whatever the run trained on: a fixed split) and unseen_relative
+    (mCA_unseen / clean). None where a run has no such number (no clean row, no suite rows)."""
     clean = run.acc.get(("clean", 0.0))
-    suite = [run.acc[k] for k in run.suite]
-    mca = statistics.fmean(suite) if suite else None
+    mca = _mean([run.acc[k] for k in run.suite])
     families: dict[str, list[float]] = {}
     for k in run.suite:
         families.setdefault(k[0], []).append(run.acc[k])
-    return {
+    out = {
         "clean": clean,
         "mCA": mca,
         "relative": mca / clean if mca is not None and clean else None,
         "families": {f: statistics.fmean(v) for f, v in families.items()},
     }
+    if seen:
+        unseen = _mean([run.acc[k] for k in run.suite if k[0] not in seen])
+        out |= {
+            "mCA_seen": _mean([run.acc[k] for k in run.suite if k[0] in seen]),
+            "mCA_unseen": unseen,
+            "unseen_relative": unseen / clean if unseen is not None and clean else None,
+        }
+    return out
 
 
 def group_runs(runs: list[Run], seeds: bool) -> dict[str, list[Run]]:
@@ -232,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one column per group of runs named NAME_s<digits>: mean ± std (ddof 1) over the seeds",
     )
+    p.add_argument(
+        "--seen",
+        nargs="+",
+        choices=list(FAMILIES),
+        metavar="FAMILY",
+        help="a fixed split of the suite: the summary adds the mCA over these families (mCA_seen), over the "
+        "others (mCA_unseen) and mCA_unseen / clean (unseen_relative), for every run whatever it trained on",
+    )
     return p
 
 
@@ -247,15 +274,18 @@ def table_keys(runs: list) -> tuple[list, list[str]]:
     return keys, families
 
 
-def summarize_groups(groups: dict, sums: dict, suite_families: list[str], seeds: bool) -> dict[str, dict]:
-    """One summary entry per column: n, runs, the means of STATS and of each family, their std and stats."""
+def summarize_groups(
+    groups: dict, sums: dict, suite_families: list[str], seeds: bool, names: tuple[str, ...] = STATS
+) -> dict[str, dict]:
+    """One summary entry per column: n, runs, the means of `names` (STATS, and SPLIT_STATS with --seen) and
+    of each family, their std and stats."""
     summary: dict[str, dict] = {}
     for col, members in groups.items():
         ms = [sums[r.label] for r in members]
         entry: dict = {"n": len(members), "runs": [r.label for r in members]}
         if not seeds:
             entry |= {"checkpoint": members[0].checkpoint, "epoch": members[0].epoch}
-        stats = {name: stat([m[name] for m in ms]) for name in STATS}
+        stats = {name: stat([m[name] for m in ms]) for name in names}
         fam_stats = {f: stat([m["families"].get(f) for m in ms]) for f in suite_families}
         entry |= {name: s and s.mean for name, s in stats.items()}
         entry["families"] = {f: s.mean for f, s in fam_stats.items() if s}
@@ -271,10 +301,11 @@ def print_tables(args, summary, suite_families, groups, keys, levels, cells) -> 
     metric = args.metric.replace("top", "top-")
     print(f"summary: checkpoint {args.checkpoint}, {metric} accuracy (%), mCA over the suite, relative = mCA / clean")
     head = ["group", "n"] if args.seeds else ["run", "checkpoint", "epoch"]
-    rows = [[*head, *STATS, *suite_families]]
+    names = stat_names(args.seen)
+    rows = [[*head, *names, *suite_families]]
     for col, e in summary.items():
         first = [col, str(e["n"])] if args.seeds else [col, e["checkpoint"], str(e["epoch"]) if e["epoch"] >= 0 else ""]
-        nums = [fmt(e["stats"][name], e["n"], 3 if name == "relative" else 2) for name in STATS]
+        nums = [fmt(e["stats"][name], e["n"], 3 if name.endswith("relative") else 2) for name in names]
         rows.append([*first, *nums, *(fmt(e["stats"][f], e["n"]) for f in suite_families)])
     print(format_rows(rows, len(head)))
     print(f"\n{metric} accuracy (%) by family, level and severity")
@@ -296,7 +327,7 @@ def write_outputs(args, summary, suite_families, groups, keys, levels, cells, fa
     written = [args.out / "summary.csv", args.out / "comparison.csv"]
     with open(written[0], "w", newline="") as f:
         w = csv.writer(f)
-        names = [*STATS, *suite_families]
+        names = [*stat_names(args.seen), *suite_families]
         if args.seeds:
             w.writerow(["group", "n", "runs", *(c for name in names for c in (name, f"{name}_std"))])
         else:
@@ -337,11 +368,11 @@ def main(argv: list[str] | None = None) -> dict:
         print("error: " + str(e).replace("\n", " "), file=sys.stderr)
         sys.exit(2)
     groups = group_runs(runs, args.seeds)
-    sums = {r.label: summarize(r) for r in runs}
+    sums = {r.label: summarize(r, args.seen) for r in runs}
     keys, families = table_keys(runs)
     levels = {k: next((r.levels[k] for r in runs if r.levels.get(k)), "") for k in keys}
     suite_families = [f for f in families if any(f in s["families"] for s in sums.values())]
-    summary = summarize_groups(groups, sums, suite_families, args.seeds)
+    summary = summarize_groups(groups, sums, suite_families, args.seeds, stat_names(args.seen))
     cells = {
         k: {col: stat([r.acc.get(k) for r in members]) for col, members in groups.items()} for k in keys
     }  # fmt: skip

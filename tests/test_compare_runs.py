@@ -291,3 +291,19 @@ def test_runs_as_a_script_from_anywhere(two_runs, tmp_path):
     )
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
     assert missing.stderr.startswith("error: ") and str(tmp_path / "nope") in missing.stderr
+
+
+def test_seen_splits_the_suite_whatever_the_run_trained_on(two_runs, tmp_path, capsys):
+    # Run a (best): jitter 80, 70; missing_joints 60, 40; swap 50; clean 90. Seen: jitter and swap.
+    out = tmp_path / "cmp"
+    res = main([str(two_runs[0]), "--seen", "jitter", "swap", "--out", str(out)])
+    a = next(iter(res["summary"].values()))
+    assert a["mCA_seen"] == pytest.approx((80 + 70 + 50) / 3)
+    assert a["mCA_unseen"] == pytest.approx((60 + 40) / 2)
+    assert a["unseen_relative"] == pytest.approx(50 / 90)
+    assert a["mCA"] == pytest.approx((80 + 70 + 60 + 40 + 50) / 5)
+    head = capsys.readouterr().out.splitlines()[1].split()
+    assert head[3:9] == ["clean", "mCA", "relative", "mCA_seen", "mCA_unseen", "unseen_relative"]
+    assert read_csv(out / "summary.csv")[0][3:9] == head[3:9]
+    with pytest.raises(SystemExit):
+        main([str(two_runs[0]), "--seen", "nonsense"])

@@ -277,6 +277,24 @@ def test_pre_normalize_3d_main_person_and_empty_clips():
         pre_normalize_3d(zero, total_frames=4)
 
 
+def test_pre_normalize_3d_anchors_on_the_first_frame_that_shows_them():
+    # pyskl centres on frame 0's spine joint and turns by frame 0's spine and shoulders; when those are missing
+    # there (a joint at the origin), the clip would be left uncentred and turned at random. Frames 0 and 1 are
+    # the same pose here, so taking the anchors from frame 1 must give the whole clip's numbers.
+    whole = _spine_clip(spine=(0, -2, 0), shoulder=(0, 0, 1), t=4)
+    whole[0, 1] = whole[0, 0]
+    holed = whole.copy()
+    holed[0, 0, [0, 1, 4]] = 0  # the centre joint and one end of each axis, lost in frame 0
+    expected, _, center = pre_normalize_3d(whole)
+    expected[0, 0, [0, 1, 4]] = 0
+    got, _, got_center = pre_normalize_3d(holed)
+    np.testing.assert_array_equal(got_center, center)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    # An anchor never seen falls back to frame 0, as pyskl (the origin): no error.
+    holed[0, :, 1] = 0
+    assert np.isfinite(pre_normalize_3d(holed)[0]).all()
+
+
 def test_pre_normalize_3d_centres_float16_in_float16():
     # The centring is pyskl's float16 arithmetic, (kp - centre) * mask with one rounding per operation.
     rng = np.random.default_rng(0)

@@ -99,6 +99,12 @@ def _main_person_frames(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return kp, present[0]
 
 
+def _first_seen(present: np.ndarray, joints: Sequence[int]) -> int:
+    """The first frame of `present` (T, V) bool in which every joint of `joints` is present; 0 when there is none."""
+    frames = np.flatnonzero(present[:, joints].all(axis=1))
+    return int(frames[0]) if frames.size else 0
+
+
 def pre_normalize_3d(
     keypoint: np.ndarray,
     total_frames: int | None = None,
@@ -121,10 +127,14 @@ def pre_normalize_3d(
 
     Steps: (1) the main person (present in more frames) goes first and the frames in which it is all
     zero are dropped, for both persons; (2) every joint that is not missing has joint `center_joint` of
-    the main person in its first frame subtracted, computed in keypoint's dtype (float16 for pyskl's
-    pickles, as upstream: a float32 centring moves the output by up to ~1e-3); (3) with align_spine,
+    the main person in its first frame subtracted (the first frame in which that joint is not missing:
+    pyskl takes frame 0's, a joint at the origin when it is missing there, which leaves the clip
+    uncentred), computed in keypoint's dtype (float16 for pyskl's pickles, as upstream: a float32
+    centring moves the output by up to ~1e-3); (3) with align_spine,
     the clip is rotated so that the main person's first-frame z_axis vector points along +z, then its
-    x_axis vector (taken after the first turn) along +x.
+    x_axis vector (taken after the first turn) along +x; each vector from the first frame in which both
+    its joints are present (pyskl: frame 0, whatever is missing). A clip whose first frame is whole gets
+    pyskl's numbers; one that loses these joints there is centred and turned as if it had not.
 
     Returns (keypoint (M, T1, V, 3), T1, body_center (3,) in keypoint's dtype): float64 after the
     rotation, keypoint's dtype without it. An all-zero clip comes back unchanged with body_center None.
@@ -144,15 +154,17 @@ def pre_normalize_3d(
         return kp, kp.shape[1], None
     work, keep = _main_person_frames(work)
     work = work[:, keep]  # (M, T1, V, 3)
-    center = work[0, 0, center_joint].copy()  # (3,)
-    # (M, T1, V, 1): missing joints stay at 0 (three compares beat a reduction over an axis of 3)
-    present = ((work[..., 0] != 0) | (work[..., 1] != 0) | (work[..., 2] != 0))[..., None]
-    kp = ((work - center) * present).astype(dtype)  # centred in the input's dtype, as upstream
+    # (M, T1, V): missing joints stay at 0 (three compares beat a reduction over an axis of 3)
+    present = (work[..., 0] != 0) | (work[..., 1] != 0) | (work[..., 2] != 0)
+    center = work[0, _first_seen(present[0], [center_joint]), center_joint].copy()  # (3,)
+    kp = ((work - center) * present[..., None]).astype(dtype)  # centred in the input's dtype, as upstream
     if align_spine:
         a, b = z_axis
-        to_z = _rotation_onto(kp[0, 0, b] - kp[0, 0, a], (0.0, 0.0, 1.0))
+        t = _first_seen(present[0], [a, b])
+        to_z = _rotation_onto(kp[0, t, b] - kp[0, t, a], (0.0, 0.0, 1.0))
         a, b = x_axis
-        ends = kp[0, 0, [a, b]] @ to_z.T  # (2, 3): the x_axis joints after the first turn
+        t = _first_seen(present[0], [a, b])
+        ends = kp[0, t, [a, b]] @ to_z.T  # (2, 3): the x_axis joints after the first turn
         to_x = _rotation_onto(ends[1] - ends[0], (1.0, 0.0, 0.0))
         kp = kp @ (to_x @ to_z).T  # (M, T1, V, 3) float64; both turns at once
     return kp, kp.shape[1], center.astype(dtype)
