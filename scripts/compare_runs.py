@@ -51,6 +51,7 @@ SPLIT_STATS = ("mCA_seen", "mCA_unseen", "unseen_relative")
 def stat_names(seen: list[str] | None) -> tuple[str, ...]:
     return STATS + SPLIT_STATS if seen else STATS
 
+
 Key = tuple[str, float]  # (family, severity): one row of the table
 
 
