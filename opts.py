@@ -743,13 +743,15 @@ def run_name(args: argparse.Namespace) -> str:
 def build_predict_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="main.py predict",
-        description="Top-5 action classes of each clip of a pyskl pickle, an NTU .skeleton file or a video.",
+        description="Top-5 action classes of each clip of a pyskl pickle, an NTU .skeleton file, per-clip files or "
+        "a video; with labels, the accuracy and a confusion matrix.",
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint written by main.py (e.g. runs/NAME/best.pt)")
     p.add_argument(
         "--input",
         required=True,
-        help="pyskl .pkl (whole file, list of annotations or one annotation), NTU .skeleton, or a video "
+        help="pyskl .pkl (whole file, list of annotations or one annotation), NTU .skeleton, a per-clip file "
+        "(.npy, .npz, .json, as main.py convert folder reads them) or a folder of them, or a video "
         f"({', '.join(VIDEO_SUFFIXES)}; needs {MEDIAPIPE})",
     )
     p.add_argument(
@@ -765,6 +767,14 @@ def build_predict_parser() -> argparse.ArgumentParser:
         help="also test on the horizontally flipped clip (default: as in training)",
     )
     p.add_argument("--save_probs", default=None, metavar="FILE", help="write every clip's probabilities as JSON")
+    p.add_argument(
+        "--img_shape",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("H", "W"),
+        help="frame size of 2D per-clip files without an 'img_shape' field (as main.py convert folder --img_shape)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
     p.add_argument("-b", "--batch_size", type=int, default=16, help="clips per forward pass (default: %(default)s)")
     p.add_argument("-j", "--workers", type=int, default=0, help="data loading worker processes (default: %(default)s)")
@@ -789,4 +799,6 @@ def parse_predict_args(argv: list[str] | None) -> PredictOptions:
         parser.error("--num_clips must be >= 1")
     if args.batch_size < 1 or args.workers < 0:
         parser.error("--batch_size must be >= 1 and --workers >= 0")
+    if args.img_shape is not None and min(args.img_shape) < 1:
+        parser.error("--img_shape H W must be positive")
     return PredictOptions(**vars(args))

@@ -27,9 +27,10 @@ TOP_K = 5
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """checkpoint: a main.py checkpoint; input: .pkl, .skeleton or video. num_clips, test_flip: None keeps
-    the training run's test settings. save_probs: JSON file for every clip's probabilities, or None.
-    trust_checkpoint, trust_data: unpickle the checkpoint, the .pkl input, whatever it holds."""
+    """checkpoint: a main.py checkpoint; input: .pkl, .skeleton, a per-clip file (.npy, .npz, .json) or a
+    folder of them, or a video. num_clips, test_flip: None keeps the training run's test settings.
+    save_probs: JSON file for every clip's probabilities, or None. trust_checkpoint, trust_data: unpickle
+    the checkpoint, the .pkl input, whatever it holds. img_shape: (h, w) of 2D per-clip files that lack one."""
 
     checkpoint: str
     input: str
@@ -41,12 +42,48 @@ class PredictOptions:
     workers: int = 0
     trust_checkpoint: bool = False
     trust_data: bool = False
+    img_shape: tuple[int, int] | None = None
 
 
 def top_classes(probs: np.ndarray, names: list[str], k: int = TOP_K) -> list[list]:
     """[[class_id, name, probability], ...] of the k most probable classes, most probable first."""
     order = np.argsort(-probs, kind="stable")[: min(k, len(probs))]
     return [[int(c), names[c], float(probs[c])] for c in order]
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts: row = true class, column = predicted class."""
+    out = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(out, (labels, predicted), 1)
+    return out
+
+
+def accuracy_lines(labels: np.ndarray, probs: np.ndarray, names: list[str], full_up_to: int = 20) -> list[str]:
+    """What predict prints for the clips whose label is known (labels >= 0; none: nothing): top-1 and top-5
+    accuracy, then the confusion matrix (rows true, columns predicted) of the classes that occur, in full
+    up to `full_up_to` of them, else its five largest off-diagonal cells. labels: (N,); probs: (N, K)."""
+    known = labels >= 0
+    if not known.any():
+        return []
+    y, p = labels[known], probs[known]
+    k = min(TOP_K, p.shape[1])
+    top1 = float((p.argmax(1) == y).mean())
+    topk = float((np.argsort(-p, axis=1, kind="stable")[:, :k] == y[:, None]).any(1).mean())
+    lines = [f"accuracy on the {known.sum()} labelled clip(s): top-1 {100 * top1:.2f}%, top-{k} {100 * topk:.2f}%"]
+    cm = confusion(y, p.argmax(1), p.shape[1])
+    used = np.flatnonzero(cm.sum(0) + cm.sum(1))
+    if len(used) <= full_up_to:
+        lines.append("confusion matrix (rows: true class, columns: predicted; " + ", ".join(
+            f"{c} {names[c]}" for c in used) + ")")  # fmt: skip
+        width = max(3, len(str(cm.max())) + 1)
+        lines.append(" " * 4 + "".join(f"{c:>{width}d}" for c in used))
+        lines += [f"{r:>4d}" + "".join(f"{cm[r, c]:>{width}d}" for c in used) for r in used]
+        return lines
+    off = cm - np.diag(np.diag(cm))
+    worst = [divmod(int(i), cm.shape[1]) for i in np.argsort(-off, axis=None, kind="stable")[:5] if off.flat[i] > 0]
+    lines.append("most confused (true -> predicted: clips): " + "; ".join(
+        f"{names[t]} -> {names[q]}: {cm[t, q]}" for t, q in worst) if worst else "no clip confused")  # fmt: skip
+    return lines
 
 
 def run_predict(opts: PredictOptions) -> dict:
@@ -70,9 +107,16 @@ def run_predict(opts: PredictOptions) -> dict:
         raise InputError(f"--num_clips is for rendered volumes: {cfg.model_name} tests the whole clip, resampled once")
 
     source = Path(opts.input).name
-    # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres.
-    annotations, declared = read_input(opts.input, skeleton_2d=cfg.coord_dim == 2, trusted=opts.trust_data)
-    store, labels = pack_unlabelled(annotations, source, declared)
+    # The run's label map: the training file's own 'classes', or NTU's names for a custom file of NTU clips;
+    # other runs: the dataset's names.
+    names = class_names(cfg.label_map or trained.get("dataset"), cfg.num_classes)
+    # A .skeleton file is read as the model's training data was converted: 2D pixels or 3D metres; per-clip
+    # files in the model's joint layout.
+    annotations, declared = read_input(
+        opts.input, skeleton_2d=cfg.coord_dim == 2, trusted=opts.trust_data, layout=cfg.joint_layout,
+        img_shape=opts.img_shape,
+    )  # fmt: skip
+    store, labels = pack_unlabelled(annotations, source, declared, names)
     check_fits(store, cfg, source)
     check_layout(store.layout, cfg, source)  # of equal joint counts, a declared other layout is another order
     # The training run's seed, so that the clips are sampled exactly as its evaluation sampled them.
@@ -81,9 +125,6 @@ def run_predict(opts: PredictOptions) -> dict:
     loader = make_loader(dataset, opts.batch_size, rt, seed, False, opts.workers)
     indices, _, probs = predict_probs(model, loader, cfg, rt, test_flip)
 
-    # The run's label map: the training file's own 'classes', or NTU's names for a custom file of NTU clips;
-    # other runs: the dataset's names.
-    names = class_names(cfg.label_map or trained.get("dataset"), cfg.num_classes)
     views = f"{num_clips} sampled clip(s) each" + (", flipped too" if test_flip else "")
     print(
         f"{opts.checkpoint} ({cfg.model_name}, {cfg.num_classes} classes): {len(store)} video(s) in {source}, {views}"
@@ -97,6 +138,8 @@ def run_predict(opts: PredictOptions) -> dict:
         for cid, cname, prob in top:
             print(f"  {100 * prob:5.1f}%  {cid:>3d}  {cname}")
         results[name] = {"probs": p.tolist(), "top5": top, "label": label}
+    for line in accuracy_lines(np.asarray(labels)[indices], probs, names):
+        print(line)
     if opts.save_probs:
         out = Path(opts.save_probs)
         out.parent.mkdir(parents=True, exist_ok=True)

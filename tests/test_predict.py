@@ -312,3 +312,51 @@ def test_class_names_of_a_converted_file_are_the_runs_label_map(tmp_path, capsys
         assert len(r["probs"]) == 13 and all(n == names[c] for c, n, _ in r["top5"])
         assert all(f"{c:>3d}  {n}" in out for c, n, _ in r["top5"])
     assert class_names(names, 13) == names and class_names(names, 12) == [f"class {i}" for i in range(12)]
+
+
+def test_per_clip_files_and_folders_give_the_pickles_probabilities_and_the_accuracy(setup, tmp_path, capsys):
+    # The same clips as per-clip files, as `main.py convert folder` reads them: .npz with a class name as
+    # label (looked up in the run's classes), .json with an int label, one without a label at all.
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    names = synthetic_names(12)
+    clips = setup["clips"]
+    np.savez(folder / f"{clips[0]['frame_dir']}.npz", keypoint=clips[0]["keypoint"], score=clips[0]["keypoint_score"],
+             img_shape=np.array(clips[0]["img_shape"]), label=names[clips[0]["label"]], subject=3)  # fmt: skip
+    for c in clips[1:3]:
+        fields = {"keypoint": c["keypoint"].tolist(), "score": c["keypoint_score"].tolist(), "label": int(c["label"])}
+        (folder / "sub" / f"{c['frame_dir']}.json").write_text(json.dumps(fields))
+    np.savez(folder / f"{clips[3]['frame_dir']}.npz", keypoint=clips[3]["keypoint"], score=clips[3]["keypoint_score"])
+    full = run_predict(setup, "--input", str(setup["clip_file"]))
+    capsys.readouterr()
+    got = run_predict(setup, "--input", str(folder), "--img_shape", "1080", "1920")
+    out = capsys.readouterr().out
+    assert sorted(got) == sorted(full)
+    for name, r in got.items():
+        np.testing.assert_allclose(r["probs"], full[name]["probs"], rtol=1e-5, atol=1e-6)
+    assert [got[c["frame_dir"]]["label"] for c in clips] == [c["label"] for c in clips[:3]] + [-1]
+    probs = np.array([full[c["frame_dir"]]["probs"] for c in clips[:3]])
+    top1 = (probs.argmax(1) == np.array([c["label"] for c in clips[:3]])).mean()
+    assert f"accuracy on the 3 labelled clip(s): top-1 {100 * top1:.2f}%" in out
+    assert "confusion matrix (rows: true class, columns: predicted" in out
+    # One file alone; a 2D file without its frame size is one line that says how to give it.
+    one = run_predict(setup, "--input", str(folder / f"{clips[0]['frame_dir']}.npz"))
+    np.testing.assert_allclose(one[clips[0]["frame_dir"]]["probs"], full[clips[0]["frame_dir"]]["probs"], atol=1e-6)
+    with pytest.raises(SystemExit) as e:
+        run_predict(setup, "--input", str(folder))
+    assert "--img_shape H W" in error_line(capsys, e)
+
+
+def test_accuracy_lines_count_only_labelled_clips_and_summarise_large_confusions():
+    from engine.predict import accuracy_lines, confusion
+
+    probs = np.eye(4)[[0, 1, 1, 3, 2]] * 0.9 + 0.025  # predicted 0, 1, 1, 3, 2
+    labels = np.array([0, 2, 1, -1, 2])
+    lines = accuracy_lines(labels, probs, ["a", "b", "c", "d"])
+    assert lines[0] == "accuracy on the 4 labelled clip(s): top-1 75.00%, top-4 100.00%"
+    assert lines[2].split() == ["0", "1", "2"] and lines[4].split() == ["1", "0", "1", "0"]
+    assert lines[5].split() == ["2", "0", "1", "1"]  # the true c clips: one taken for b, one right
+    assert accuracy_lines(np.array([-1, -1]), probs[:2], list("abcd")) == []
+    summary = accuracy_lines(labels, probs, list("abcd"), full_up_to=2)
+    assert summary[1] == "most confused (true -> predicted: clips): c -> b: 1"
+    assert confusion(np.array([0, 0, 1]), np.array([1, 1, 1]), 2).tolist() == [[0, 2], [0, 1]]

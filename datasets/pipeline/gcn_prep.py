@@ -159,15 +159,22 @@ def pre_normalize_3d(
     center = work[0, _first_seen(present[0], [center_joint]), center_joint].copy()  # (3,)
     kp = ((work - center) * present[..., None]).astype(dtype)  # centred in the input's dtype, as upstream
     if align_spine:
-        a, b = z_axis
-        t = _first_seen(present[0], [a, b])
-        to_z = _rotation_onto(kp[0, t, b] - kp[0, t, a], (0.0, 0.0, 1.0))
-        a, b = x_axis
-        t = _first_seen(present[0], [a, b])
-        ends = kp[0, t, [a, b]] @ to_z.T  # (2, 3): the x_axis joints after the first turn
-        to_x = _rotation_onto(ends[1] - ends[0], (1.0, 0.0, 0.0))
-        kp = kp @ (to_x @ to_z).T  # (M, T1, V, 3) float64; both turns at once
+        kp = kp @ _body_turn(kp[0], present[0], z_axis, x_axis).T  # (M, T1, V, 3) float64
     return kp, kp.shape[1], center.astype(dtype)
+
+
+def _body_turn(kp: np.ndarray, present: np.ndarray, z_axis: tuple[int, int], x_axis: tuple[int, int]) -> np.ndarray:
+    """(3, 3) float64: the rotation that turns the z_axis vector (b - a) of the main person's `kp` (T, V, 3)
+    onto +z, then its x_axis vector (after the first turn) onto +x, each from the first frame in which both
+    of its joints are `present` (T, V)."""
+    a, b = z_axis
+    t = _first_seen(present, [a, b])
+    to_z = _rotation_onto(kp[t, b] - kp[t, a], (0.0, 0.0, 1.0))
+    a, b = x_axis
+    t = _first_seen(present, [a, b])
+    ends = kp[t, [a, b]] @ to_z.T  # (2, 3): the x_axis joints after the first turn
+    to_x = _rotation_onto(ends[1] - ends[0], (1.0, 0.0, 0.0))
+    return to_x @ to_z  # both turns at once
 
 
 def pre_normalize_2d(

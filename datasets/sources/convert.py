@@ -498,7 +498,7 @@ def _read_folder_clips(
 
     csv_labels, csv_split: the rows of labels_csv and split_csv (read_csv_pairs), or None without the file;
     the file names appear in the messages. A clip is malformed when its file is unreadable or its arrays are
-    (_folder_annotation), when it has no label, when split_csv does not place it in train or test, or when it
+    (folder_annotation), when it has no label, when split_csv does not place it in train or test, or when it
     lacks the group_field field; a second file with the same clip name is left out too.
     Returns (annotations, raw labels, groups), one entry per clip kept: its annotation (frame_dir, label,
     total_frames, keypoint (M, T, V, C) float32; 2D adds keypoint_score (M, T, V), img_shape,
@@ -514,7 +514,7 @@ def _read_folder_clips(
         seen[name] = path
         try:
             fields = read_clip_file(path)
-            ann = _folder_annotation(name, fields, layout, xy_score, img_shape)
+            ann = folder_annotation(name, fields, layout, xy_score, img_shape)
             label = csv_labels.get(name) if csv_labels is not None else fields.get("label")
             if label is None:
                 where = f"in {labels_csv}" if csv_labels is not None else "in the file (or give --labels CSV)"
@@ -556,7 +556,7 @@ def _folder_splits(
     return {f"{protocol}_train": train, f"{protocol}_val": [n for n in names if n in test]}
 
 
-def _folder_annotation(
+def folder_annotation(
     name: str, fields: dict, layout: Layout, xy_score: bool, img_shape: tuple[int, int] | None
 ) -> dict:
     """The annotation of one clip file's fields, without its label: frame_dir, total_frames, keypoint

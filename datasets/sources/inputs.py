@@ -1,5 +1,6 @@
-"""Readers of new inputs for prediction: pyskl pickles, raw NTU RGB+D `.skeleton` files and videos, each
-as pyskl annotations (`label` optional).
+"""Readers of new inputs for prediction: pyskl pickles, raw NTU RGB+D `.skeleton` files, per-clip files
+(.npy / .npz / .json, as `main.py convert folder` reads them) or a folder of them, and videos, each as pyskl
+annotations (`label` optional).
 
 Videos need mediapipe's legacy pose model (optional: `pip install mediapipe==0.10.21`); its one person
 per frame gives the COCO-17 joints.
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.sources.convert import CLIP_SUFFIXES, folder_annotation, read_clip_file
 from datasets.sources.ntu_skeleton import read_skeleton_file
 from datasets.store.annotations import KeypointStore, pack_annotations
+from datasets.store.layouts import Layout
 from utils import safe_pickle
 from utils.errors import UserError
 
@@ -28,25 +31,38 @@ class InputError(UserError, ValueError):
     """An input file that cannot be read for prediction; the message (one line) says what to do."""
 
 
-def read_input(path: str | Path, skeleton_2d: bool = False, trusted: bool = False) -> tuple[list[dict], object]:
-    """The annotations of a .pkl, .skeleton or video file (pyskl dicts; 'label' may be absent), and the
-    joint layout the file declares as a whole: a pyskl file's own 'layout' entry as written (a name or a
-    declaration dict, None when it has none), `ntu25` for a .skeleton file, `coco17` for a video.
+def read_input(
+    path: str | Path,
+    skeleton_2d: bool = False,
+    trusted: bool = False,
+    layout: Layout | None = None,
+    img_shape: tuple[int, int] | None = None,
+) -> tuple[list[dict], object]:
+    """The annotations of a .pkl, .skeleton, per-clip or video file, or of a folder of per-clip files (pyskl
+    dicts; 'label' may be absent), and the joint layout the input declares as a whole: a pyskl file's own
+    'layout' entry as written (a name or a declaration dict, None when it has none), `ntu25` for a .skeleton
+    file, `coco17` for a video, `layout` for per-clip files (which declare none: they are read in the model's).
 
     skeleton_2d: read a .skeleton file as colour-image pixels with tracking scores (as
-    `datasets.convert ntu --2d` writes them) instead of 3D metres. trusted: unpickle a .pkl whatever it
-    holds (--trust_data), not only what a pyskl file holds (utils/safe_pickle.py)."""
+    `datasets.convert ntu --2d` writes them) instead of 3D metres, and a per-clip file's (x, y, score)
+    triples as 2D. trusted: unpickle a .pkl whatever it holds (--trust_data), not only what a pyskl file
+    holds (utils/safe_pickle.py). layout: the joints of per-clip files (required for them). img_shape:
+    (h, w) of 2D per-clip files without an 'img_shape' field."""
     path = Path(path)
+    if path.is_dir():
+        return read_clip_folder(path, layout, skeleton_2d, img_shape), layout
     if not path.is_file():
         raise InputError(f"input {path} does not exist")
     suffix = path.suffix.lower()
+    if suffix in CLIP_SUFFIXES:
+        return [read_clip(path, layout, skeleton_2d, img_shape)], layout
     if suffix in PICKLE_SUFFIXES:
         return read_pickle_annotations(path, trusted)
     if suffix == ".skeleton":  # Kinect v2's 25 joints, whichever way they are read
         return [read_skeleton(path, skeleton_2d)], "ntu25"
     if suffix in VIDEO_SUFFIXES:  # mediapipe's landmarks picked into COCO-17 order
         return [read_video(path)], "coco17"
-    kinds = ", ".join((*PICKLE_SUFFIXES, ".skeleton", *VIDEO_SUFFIXES))
+    kinds = ", ".join((*PICKLE_SUFFIXES, ".skeleton", *CLIP_SUFFIXES, *VIDEO_SUFFIXES))
     raise InputError(f"input {path}: unknown file type {suffix or '(none)'!r}; expected one of {kinds}")
 
 
@@ -72,6 +88,30 @@ def read_pickle_annotations(path: Path, trusted: bool = False) -> tuple[list[dic
             f"dict with 'keypoint', got {type(data).__name__}"
         )
     return data, layout
+
+
+def read_clip(path: Path, layout: Layout | None, two_d: bool, img_shape: tuple[int, int] | None) -> dict:
+    """One per-clip file as the converter reads it (`main.py convert folder`): an annotation with its
+    'label' (an int or a class name) when the file has one, and the file's other plain fields (a subject...).
+    two_d: a last axis of 3 is (x, y, score), as --xy_score converts it."""
+    if layout is None:
+        raise InputError(f"{path}: a per-clip file declares no joint layout; read it for a model, which does")
+    try:
+        fields = read_clip_file(path)
+        xy_score = two_d and np.shape(fields.get("keypoint", fields.get("keypoints", ())))[-1:] == (3,)
+        ann = folder_annotation(path.stem, fields, layout, xy_score, img_shape)
+    except (OSError, ValueError) as e:  # unreadable, truncated or malformed (JSON errors are ValueErrors)
+        raise InputError(f"{path}: {e}") from e
+    return ann | ({"label": fields["label"]} if fields.get("label") is not None else {})
+
+
+def read_clip_folder(folder: Path, layout: Layout | None, two_d: bool, img_shape: tuple[int, int] | None) -> list[dict]:
+    """Every per-clip file under `folder` (searched recursively, in path order), as `read_clip` reads it;
+    the first that cannot be read stops it, named, in one line."""
+    files = sorted((p for p in folder.rglob("*") if p.suffix in CLIP_SUFFIXES and p.is_file()), key=str)
+    if not files:
+        raise InputError(f"input folder {folder} holds no {', '.join(CLIP_SUFFIXES)} clip files")
+    return [read_clip(p, layout, two_d, img_shape) for p in files]
 
 
 def read_skeleton(path: Path, two_d: bool = False) -> dict:
@@ -151,11 +191,28 @@ def read_video(path: Path, model_complexity: int = 1) -> dict:
     }
 
 
-def pack_unlabelled(annotations: list[dict], source: str, layout: object = None) -> tuple[KeypointStore, list[int]]:
+def label_index(label: object, classes: list[str] | None = None) -> int:
+    """A clip's label as a class index: a non-negative integer (or a string of one) as it is, a class name by
+    its place in `classes`; -1 when absent, negative or a name the classes do not hold."""
+    if isinstance(label, (bool, np.bool_)) or label is None:
+        return -1
+    if isinstance(label, (int, np.integer)) or (isinstance(label, float) and label.is_integer()):
+        return int(label) if label >= 0 else -1
+    if isinstance(label, str):
+        if label.strip().isdigit():
+            return int(label)
+        return classes.index(label) if classes and label in classes else -1
+    return -1
+
+
+def pack_unlabelled(
+    annotations: list[dict], source: str, layout: object = None, classes: list[str] | None = None
+) -> tuple[KeypointStore, list[int]]:
     """Validate and pack annotations whose 'label' (and 'frame_dir') may be absent.
 
     layout: the file-level joint layout (`read_input`), which the store's `layout` carries with the
-    clips' own entries (all must agree; datasets/store/annotations.py).
+    clips' own entries (all must agree; datasets/store/annotations.py). classes: the model's class names,
+    which a label given as a name is looked up in (`label_index`).
     Returns the store (absent labels stored as 0, which only the data path sees) and the true label
     of each clip, -1 where the input has none.
     """
@@ -163,8 +220,7 @@ def pack_unlabelled(annotations: list[dict], source: str, layout: object = None)
     for i, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             raise InputError(f"{source}: annotation {i} is a {type(ann).__name__}, not a dict")
-        label = ann.get("label")
-        known = label is not None and not (isinstance(label, (int, np.integer)) and label < 0)
-        labels.append(int(label) if known and isinstance(label, (int, np.integer)) else -1)
-        anns.append({**ann, "label": label if known else 0, "frame_dir": ann.get("frame_dir", f"{source}#{i}")})
+        label = label_index(ann.get("label"), classes)
+        labels.append(label)
+        anns.append({**ann, "label": max(label, 0), "frame_dir": ann.get("frame_dir", f"{source}#{i}")})
     return pack_annotations({"split": {}, "annotations": anns, "layout": layout}), labels
