@@ -32,6 +32,7 @@ from engine.optim import lr_factor, set_lr
 from utils.checkpoint import save_atomic
 from utils.errors import Preempted, UserError
 from utils.logger import RunLogger, echo
+from utils.memory_guard import MemoryGuard
 from utils.runtime import Runtime, StopRequest, all_reduce_sum, barrier
 
 
@@ -53,17 +54,22 @@ def is_out_of_memory(e: BaseException) -> bool:
 @contextlib.contextmanager
 def memory_errors(train: TrainConfig, cfg: RunConfig, run_dir: Path):
     """Turn running out of memory (CPU or GPU) into an OutOfMemory user error that names the settings that
-    drive memory, and says how the run goes on."""
+    drive memory, and says how the run goes on; stop the run with the same line when the host's memory is
+    about to run out (utils/memory_guard.py)."""
+    advice = (
+        f"lower -b (now {train.batch_size}; the same command then resumes from {run_dir / 'last.pt'}), or start a "
+        f"new --name with a smaller --clip_len (now {cfg.clip_len}), --input_size (now {cfg.input_size}) or model "
+        f"({cfg.model_name}: --model_cfg)"
+    )
     try:
-        yield
+        # Host memory is mostly handed out before it exists: the kernel kills the process (exit 137, no word)
+        # long before an allocation fails, so a guard watches what is left and stops the run first.
+        with MemoryGuard("main.py", advice):
+            yield
     except Exception as e:
         if not is_out_of_memory(e):
             raise
-        raise OutOfMemory(
-            f"out of memory ({type(e).__name__}): lower -b (now {train.batch_size}; the same command then resumes "
-            f"from {run_dir / 'last.pt'}), or start a new --name with a smaller --clip_len (now {cfg.clip_len}), "
-            f"--input_size (now {cfg.input_size}) or model (--model_cfg)"
-        ) from e
+        raise OutOfMemory(f"out of memory ({type(e).__name__}): {advice}") from e
 
 
 @dataclass(frozen=True)
