@@ -3,6 +3,8 @@ sweep. `main.py --evaluate`, the end of training and `predict` all go through `p
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -11,8 +13,9 @@ from datasets.pipeline.corruptions import FAMILIES
 from datasets.store.annotations import KeypointStore
 from engine.config import EvalConfig, RunConfig
 from engine.data import eval_loader, model_input
+from utils.errors import Preempted
 from utils.logger import RunLogger, echo
-from utils.runtime import Runtime, all_reduce_sum
+from utils.runtime import Runtime, StopRequest, all_reduce_sum
 
 
 @torch.no_grad()
@@ -98,13 +101,16 @@ def robustness_sweep(
     checkpoint: str,
     epoch: int,
     probs_out: list | None = None,
+    stop: StopRequest | None = None,
 ) -> list[dict]:
     """Accuracy on the clean test clips and under every corruption of `ev` (sweep_points), each on
     corrupted clips that are identical for every model and run. Rows: checkpoint, epoch, family, level,
     severity, suite (counts in the mCA), top1, top5, clips. probs_out: when a list, each row's
-    (store indices (N,), labels (N,), probs (N, C)) of this process's clips is appended to it."""
+    (store indices (N,), labels (N,), probs (N, C)) of this process's clips is appended to it.
+    stop: a signal it holds (in any process) stops the sweep after the row in progress: Preempted."""
     rows = []
-    for family, level, severity, in_suite in sweep_points(ev):
+    points = sweep_points(ev)
+    for family, level, severity, in_suite in points:
         corruption = ("jitter", 0.0) if family == "clean" else (family, severity)
         loader = eval_loader(store, test_idx, cfg, ev, rt, corruption)
         indices, labels, probs = predict_probs(model, loader, cfg, rt, ev.test_flip)
@@ -117,7 +123,20 @@ def robustness_sweep(
         logger.log({"split": "robustness", **row})
         echo(f"{checkpoint:<5} {family:<14} {level or '-':<9} {severity:<8g} top1 {100 * res['top1']:6.2f}  "
              f"top5 {100 * res['top5']:6.2f}", rt.is_main)  # fmt: skip
+        if stop is not None and len(rows) < len(points) and stop_agreed(stop, rt):
+            signum = stop.signum or signal.SIGTERM  # a process that did not get it itself
+            raise Preempted(signum, f"stopped by {signal.Signals(signum).name} during the robustness sweep of "
+                                    f"{checkpoint} after {len(rows)} of its {len(points)} rows, none written: run "
+                                    "the same command to sweep again")  # fmt: skip
     return rows
+
+
+def stop_agreed(stop: StopRequest, rt: Runtime) -> bool:
+    """Whether a stop signal reached any of the run's processes (every process must call it)."""
+    requested = bool(stop.signum)
+    if rt.distributed:
+        requested = all_reduce_sum([float(requested)], rt)[0] > 0
+    return requested
 
 
 def summarize(rows: list[dict], seen: tuple[str, ...] | None = None) -> dict:

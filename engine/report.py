@@ -19,7 +19,7 @@ from utils.errors import UserError
 from utils.logger import RunLogger, echo
 from utils.robustness import write_robustness
 from utils.rundir import RunDirLock, check_writable
-from utils.runtime import Runtime
+from utils.runtime import Runtime, StopRequest
 
 TEST_PROBS = "test_probs.npz"  # the clean test clips' probabilities of one checkpoint (--save_test_probs)
 SWEEP_PROBS = "sweep_probs.npz"  # the same for every row of its robustness sweep
@@ -112,9 +112,11 @@ def sweep(
     save: bool = False,
 ) -> list[dict]:
     """The robustness sweep of one checkpoint's model (rows named `checkpoint`, `epoch`); save: its
-    probabilities into run_dir (`save_probs`)."""
+    probabilities into run_dir (`save_probs`). A stop signal ends it after the row in progress (Preempted),
+    with nothing of it written: the same command sweeps again."""
     collect = [] if save else None
-    rows = robustness_sweep(model, data.store, data.test_idx, cfg, ev, rt, logger, checkpoint, epoch, collect)
+    with StopRequest() as stop:
+        rows = robustness_sweep(model, data.store, data.test_idx, cfg, ev, rt, logger, checkpoint, epoch, collect, stop)
     if collect is not None:
         save_probs(run_dir, rows, collect, data, rt)
     return rows

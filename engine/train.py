@@ -26,14 +26,14 @@ from torch.utils.data import DataLoader
 from engine.checkpoint import Position, checkpoint_state, unwrap
 from engine.config import OptimConfig, RunConfig, TrainConfig
 from engine.data import epoch_batches, step_input
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate, stop_agreed
 from engine.objective import EpochPlan, LossConfig, objective, plan_epoch
 from engine.optim import lr_factor, set_lr
 from utils.checkpoint import save_atomic
 from utils.errors import Preempted, UserError
 from utils.logger import RunLogger, echo
 from utils.memory_guard import MemoryGuard
-from utils.runtime import Runtime, StopRequest, all_reduce_sum, barrier
+from utils.runtime import Runtime, StopRequest, barrier
 
 
 class LossNotFinite(UserError, FloatingPointError):
@@ -113,10 +113,7 @@ class Saves:
         return tr.run_dir / "last.pt"
 
     def stop_requested(self) -> bool:
-        requested = bool(self.stop.signum)
-        if self.tr.rt.distributed:
-            requested = all_reduce_sum([float(requested)], self.tr.rt)[0] > 0
-        return requested
+        return stop_agreed(self.stop, self.tr.rt)
 
     def preempted(self, where: str) -> Preempted:
         """The one line of a run stopped by a signal at `where`, its position written to last.pt."""

@@ -139,6 +139,24 @@ def test_signal_mid_epoch_saves_the_position_and_the_run_resumes_identically(
     assert_same(outcome(tmp_path / "run"), straight)
 
 
+def test_a_signal_during_the_final_sweep_says_what_it_stopped_and_the_same_command_sweeps_again(tmp_path, ann_file):
+    argv = command(tmp_path, ann_file, "run", "--epochs", "1", "--val_fraction", "0", "--eval_alphas", "0", "0.02",
+                   "0.05", "0.1", "0.2", "0.3")  # fmt: skip
+    rc, out, err = run_until(argv, "last  clean", signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM, (rc, err)
+    [line] = err.strip().splitlines()
+    assert (
+        line.startswith("main.py: stopped by SIGTERM during the robustness sweep of last after ")
+        and "of its 6 rows" in line
+    )
+    assert "the same command" in line and not (tmp_path / "run" / "robustness.csv").exists()
+    again = run_main(argv)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stdout and "epoch 0 step" not in again.stdout  # trained once, swept again
+    rows = (tmp_path / "run" / "robustness.csv").read_text().splitlines()
+    assert len(rows) == 1 + 6  # the header and every row of the sweep
+
+
 def test_sigkill_at_a_random_step_resumes_from_the_periodic_checkpoint(tmp_path, ann_file, straight):
     k = random.Random().randrange(1, EPOCHS * STEPS - 1)  # a step of the whole run, not its last one
     epoch, step = divmod(k, STEPS)
