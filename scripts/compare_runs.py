@@ -364,9 +364,13 @@ def write_outputs(args, summary, suite_families, groups, keys, levels, cells, fa
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     try:
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a file, not a folder")
+        if any(p.exists() and not p.is_dir() for p in args.out.parents):
+            raise ValueError(f"--out {args.out} lies under a file")
         runs = load_runs(args.runs, args.metric, args.checkpoint)
     except (FileNotFoundError, ValueError) as e:
-        print("error: " + str(e).replace("\n", " "), file=sys.stderr)
+        print("compare_runs.py: error: " + str(e).replace("\n", " "), file=sys.stderr)
         sys.exit(2)
     groups = group_runs(runs, args.seeds)
     sums = {r.label: summarize(r, args.seen) for r in runs}

@@ -41,8 +41,8 @@ def read_npz(path: str | Path, default_name: str, keys: tuple[str, ...]) -> tupl
     try:
         with np.load(file) as z:
             return file, {k: z[k] for k in keys}
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{file} is not a {default_name} of main.py --save_test_probs ({e})") from e
+    except (OSError, ValueError, KeyError, EOFError) as e:  # EOFError: an empty or truncated file
+        raise UserError(f"{file} is not a {default_name} of main.py --save_test_probs ({type(e).__name__}: {e})") from e
 
 
 def load_probs(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -240,7 +240,7 @@ def error_of(argv: list[str], capsys) -> str:
         main(argv)
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("compare_runs.py: error: ") and err.count("\n") == 1
     return err
 
 
@@ -290,7 +290,7 @@ def test_runs_as_a_script_from_anywhere(two_runs, tmp_path):
         [sys.executable, script, str(tmp_path / "nope")], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
-    assert missing.stderr.startswith("error: ") and str(tmp_path / "nope") in missing.stderr
+    assert missing.stderr.startswith("compare_runs.py: error: ") and str(tmp_path / "nope") in missing.stderr
 
 
 def test_seen_splits_the_suite_whatever_the_run_trained_on(two_runs, tmp_path, capsys):
@@ -307,3 +307,15 @@ def test_seen_splits_the_suite_whatever_the_run_trained_on(two_runs, tmp_path, c
     assert read_csv(out / "summary.csv")[0][3:9] == head[3:9]
     with pytest.raises(SystemExit):
         main([str(two_runs[0]), "--seen", "nonsense"])
+
+
+def test_an_out_folder_that_is_a_file_or_under_one_is_refused_before_work(two_runs, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        with pytest.raises(SystemExit) as e:
+            main([str(two_runs[0]), "--out", str(out)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("compare_runs.py: error: --out ") and err.count("\n") == 1
+    assert blocker.read_text() == "x"

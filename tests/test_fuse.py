@@ -54,6 +54,10 @@ def test_runs_that_do_not_match_are_refused(tmp_path):
             fuse.fuse(runs, weights)
     with pytest.raises(UserError, match="--save_test_probs"):
         fuse.load_probs(tmp_path / "nowhere")
+    empty = tmp_path / "empty.npz"
+    empty.touch()
+    with pytest.raises(UserError, match="empty.npz is not a test_probs.npz"):
+        fuse.load_probs(empty)
 
 
 def test_two_tiny_stream_runs_saved_evaluated_and_fused(tmp_path, capsys):
