@@ -14,7 +14,7 @@
 #   pose_bone, pose_jm, pose_bm: the bone, joint-motion and bone-motion streams, 120 epochs each
 #   mb             small MotionBERT on the 3D joints, every training subject, MB_EPOCHS epochs
 #   gcn_stgcnpp, gcn_ctrgcn: ST-GCN++ / CTR-GCN (base_channels 16, 32 frames, pyskl's GCN input) on the 3D joints,
-#                  GCN_EPOCHS epochs, SGD lr 0.1, weight decay 5e-4, no dropout (chosen on a held-out training
+#                  GCN_EPOCHS epochs, SGD lr 0.1, weight decay 3e-4, no dropout (chosen on a held-out training
 #                  subject against CTR-GCN and wider / longer variants; README)
 #   gcn_stgcnpp_vis: gcn_stgcnpp with --visibility (a seen / missing channel per joint)
 #   gcn_streams    ST-GCN++'s four streams in one command (--streams, fused 2:2:1:1 as pyskl fuses them); its
@@ -52,7 +52,7 @@ MB=(custom --ann_file "$OUT/data/msr3d.pkl" --model_type motionbert --max_person
     --model_cfg dim_feat=32 dim_rep=32 depth=2 num_heads=4 hidden_dim=128 --clip_len 32 -b 16
     --lr_backbone1 1e-3 --lr_head1 1e-3 --epochs "$MB_EPOCHS" "${ALL[@]}")
 GCN=(custom --ann_file "$OUT/data/msr3d.pkl" --input_f Skeleton --max_persons 1 --model_cfg base_channels=16
-     --clip_len 32 -b 16 --lr 0.1 --weight_decay 5e-4 --dropout 0 --epochs "$GCN_EPOCHS" "${ALL[@]}")
+     --clip_len 32 -b 16 --lr 0.1 --wd 3e-4 --dropout 0 --epochs "$GCN_EPOCHS" "${ALL[@]}")
 declare -A ROWS=(
   [pose_e20_val]="${POSE[*]} --epochs 20 --val_fraction 0.1 --sweep_checkpoints best"
   [pose_e20]="${POSE[*]} --epochs 20 ${ALL[*]}"

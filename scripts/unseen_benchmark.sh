@@ -50,7 +50,7 @@ start=$(date +%s)
 
 COMMON=(custom --ann_file "$OUT/data/msr3d.pkl" --input_f Skeleton --max_persons 1 --noise_alpha 0.02 -j 0
         --val_fraction 0 --sweep_checkpoints last --eval_corruptions all --eval_alphas 0)
-GCN=(--model_type stgcnpp --model_cfg base_channels=16 --clip_len 32 -b 16 --lr 0.1 --weight_decay 5e-4 --dropout 0
+GCN=(--model_type stgcnpp --model_cfg base_channels=16 --clip_len 32 -b 16 --lr 0.1 --wd 3e-4 --dropout 0
      --epochs "$GCN_EPOCHS")
 POSE=(--model_cfg base_channels=16 "stage_blocks=(2,2,2)" --clip_len 32 -b 8 --lr 0.05 --epochs "$POSE_EPOCHS")
 # shellcheck disable=SC2206
