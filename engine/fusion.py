@@ -19,6 +19,7 @@ from engine.config import EvalConfig, RunConfig
 from engine.data import RunData, eval_loader
 from engine.evaluate import accuracy, in_order, predict_probs
 from engine.report import SWEEP_PROBS, TEST_PROBS, report
+from utils.atomic import atomic_write, write_text
 from utils.checkpoint import read_checkpoint
 from utils.errors import UserError
 from utils.logger import echo
@@ -128,9 +129,7 @@ def fuse_streams(
              f"{100 * row['top1']:6.2f}  top5 {100 * row['top5']:6.2f}", rt.is_main)  # fmt: skip
     seen = read_checkpoint(run_dirs[0] / f"{checkpoint}.pt").get("seen_families")  # the streams train alike
     report(rows, run_dir, cfgs[0], rt, None if seen is None else tuple(seen))
-    (run_dir / FUSION_FILE).write_text(
-        json.dumps({"streams": list(streams), "checkpoint": checkpoint, **how}, indent=1)
-    )
+    write_text(run_dir / FUSION_FILE, json.dumps({"streams": list(streams), "checkpoint": checkpoint, **how}, indent=1))
     return {"weights": weights, "robustness": rows}
 
 
@@ -139,4 +138,5 @@ def _save_fused_clean(run_dirs: list[Path], weights: tuple[float, ...], out: Pat
     checkpoint 'fused'), for scripts/fuse.py and scripts/accuracy_table.py."""
     zs = [np.load(d / TEST_PROBS) for d in run_dirs]
     probs = fuse([z["probs"] for z in zs], weights).astype(np.float32)
-    np.savez(out, names=zs[0]["names"], labels=zs[0]["labels"], probs=probs, checkpoint="fused", epoch=-1)
+    with atomic_write(out, "wb") as f:
+        np.savez(f, names=zs[0]["names"], labels=zs[0]["labels"], probs=probs, checkpoint="fused", epoch=-1)

@@ -14,6 +14,7 @@ from engine.checkpoint import check_classes, check_fits, check_layout, load_run_
 from engine.config import EvalConfig, RunConfig
 from engine.data import RunData
 from engine.evaluate import in_order, robustness_sweep, summarize
+from utils.atomic import atomic_write
 from utils.checkpoint import read_checkpoint
 from utils.errors import UserError
 from utils.logger import RunLogger, echo
@@ -137,11 +138,13 @@ def save_probs(run_dir: Path, rows: list[dict], collected: list, data: RunData, 
     names = np.array([data.store.names[i] for i in order.tolist()])
     labels, ckpt, epoch = collected[0][1], rows[0]["checkpoint"], rows[0]["epoch"]
     assert rows[0]["family"] == "clean", "the sweep scores the clean clips first"
-    np.savez(run_dir / TEST_PROBS, names=names, labels=labels, probs=probs[0], checkpoint=ckpt, epoch=epoch)
+    with atomic_write(run_dir / TEST_PROBS, "wb") as f:
+        np.savez(f, names=names, labels=labels, probs=probs[0], checkpoint=ckpt, epoch=epoch)
     echo(f"test probabilities of {len(names)} clips ({ckpt}) written to {run_dir / TEST_PROBS}", rt.is_main)
     meta = {key: np.array([r[key] for r in rows]) for key in ("family", "level", "severity", "suite")}
-    np.savez(run_dir / SWEEP_PROBS, names=names, labels=labels, probs=np.stack(probs).astype(np.float32),
-             **meta, checkpoint=ckpt, epoch=epoch)  # fmt: skip
+    with atomic_write(run_dir / SWEEP_PROBS, "wb") as f:
+        np.savez(f, names=names, labels=labels, probs=np.stack(probs).astype(np.float32), **meta, checkpoint=ckpt,
+                 epoch=epoch)  # fmt: skip
     echo(f"probabilities of the {len(rows)} rows of the sweep written to {run_dir / SWEEP_PROBS}", rt.is_main)
 
 

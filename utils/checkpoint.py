@@ -10,25 +10,19 @@ Accepted layouts (all with or without DataParallel's `module.` prefix):
 
 from __future__ import annotations
 
-import errno
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from utils.atomic import atomic_write
 from utils.errors import UserError
 
 
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message says what to do."""
-
-
-TMP_SUFFIX = ".tmp"  # save_atomic's temporary files: .NAME.RANDOM.tmp next to NAME
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _write(obj: dict, f) -> None:
@@ -37,30 +31,12 @@ def _write(obj: dict, f) -> None:
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename: a crash or a full disk never
-    leaves half a file, and the previous file stays as it was. A temporary file left by a killed process
-    (`.NAME.*.tmp`) is removed at the next start of a run there (utils/rundir.py).
+    """torch.save `obj` through utils/atomic.atomic_write: a crash or a full disk never leaves half a file,
+    and the previous file stays as it was.
 
-    Raises CheckpointError (one line) when the disk is full or the folder cannot be written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write(obj, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the checkpoint
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in NO_SPACE:
-            raise CheckpointError(
-                f"no space left on the device while writing {path}; the previous {path.name} is kept: free some "
-                "space and run the same command again to resume"
-            ) from e
-        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            raise CheckpointError(f"cannot write {path} ({e.strerror}); make {path.parent} writable") from e
-        raise
+    Raises WriteError (one line) when the disk is full or the folder cannot be written."""
+    with atomic_write(path, "wb") as f:
+        _write(obj, f)
 
 
 def _is_torch_file(path: Path) -> bool:

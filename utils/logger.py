@@ -1,11 +1,14 @@
 """What a run writes as it goes, rank 0 only: metrics as JSON lines and TensorBoard events, and log.txt, the
-lines it printed (`echo`), those printed before the run directory opened included."""
+lines it printed (`echo`), those printed before the run directory opened included. The lines are appended
+(not atomic); a full disk is one line (utils/atomic.write_errors) there too."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+
+from utils.atomic import write_errors
 
 _EARLY: list[str] = []  # lines echoed since start_log() while no run's log.txt is open
 _OPEN: list[Path] = []  # the log.txt lines are appended to (at most one)
@@ -30,14 +33,14 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(log_dir=str(run_dir / "tb"))
-            with open(run_dir / "log.txt", "a") as f:
+            with write_errors(run_dir / "log.txt", appended=True), open(run_dir / "log.txt", "a") as f:
                 f.writelines(line + "\n" for line in _EARLY)
             _OPEN[:] = [run_dir / "log.txt"]
 
     def log(self, row: dict, step: int | None = None, tb_prefix: str | None = None) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as f:
+        with write_errors(self.path, appended=True), open(self.path, "a") as f:
             f.write(json.dumps({**row, "time": round(time.time(), 3)}) + "\n")
         if tb_prefix and step is not None:
             for k, v in row.items():
@@ -57,7 +60,7 @@ def echo(msg: str, enabled: bool = True) -> None:
         return
     print(msg, flush=True)
     if _OPEN:
-        with open(_OPEN[0], "a") as f:
+        with write_errors(_OPEN[0], appended=True), open(_OPEN[0], "a") as f:
             f.write(msg + "\n")
     elif len(_EARLY) < _EARLY_LIMIT:
         _EARLY.append(msg)

@@ -18,21 +18,29 @@ import csv
 import json
 from pathlib import Path
 
+from utils.atomic import atomic_write, write_text
+
 FIELDS = ("checkpoint", "epoch", "family", "level", "severity", "suite", "top1", "top5", "clips")
 
 
 def write_robustness(
-    rows: list[dict], summaries: dict[str, dict], run_dir: Path, title: str = "", jitter_scale: str = "mean frame side"
+    rows: list[dict],
+    summaries: dict[str, dict],
+    run_dir: Path,
+    title: str = "",
+    jitter_scale: str = "mean frame side",
+    flag: str = "--run_dir",
 ) -> list[Path]:
     """robustness.csv, summary.json, robustness.png (jitter: accuracy against alpha, whose scale is
-    `jitter_scale`) and robustness_FAMILY.png for every other family; returns the paths written."""
+    `jitter_scale`) and robustness_FAMILY.png for every other family, each written atomically (`flag`: the
+    option that chose run_dir, for the advice of a failed write); returns the paths written."""
     paths = [run_dir / "robustness.csv", run_dir / "summary.json"]
-    with open(paths[0], "w", newline="") as f:
+    with atomic_write(paths[0], "w", flag, newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         for r in rows:
             w.writerow({k: int(r[k]) if k == "suite" else r[k] for k in FIELDS})
-    paths[1].write_text(json.dumps(summaries, indent=1))
+    write_text(paths[1], json.dumps(summaries, indent=1), flag)
     name = title or run_dir.name
     for family in dict.fromkeys(r["family"] for r in rows if r["family"] != "clean"):
         curves = {}
@@ -42,7 +50,7 @@ def write_robustness(
             curves[f"{name} ({ckpt})"] = {r["severity"]: 100 * r["top1"] for r in points}
         path = run_dir / ("robustness.png" if family == "jitter" else f"robustness_{family}.png")
         xlabel = f"noise alpha (std / {jitter_scale})" if family == "jitter" else f"{family} severity"
-        plot_curves(curves, path, xlabel=xlabel)
+        plot_curves(curves, path, xlabel=xlabel, flag=flag)
         paths.append(path)
     return paths
 
@@ -66,9 +74,12 @@ def read_robustness(path: Path) -> list[dict]:
     return rows
 
 
-def plot_curves(curves: dict[str, dict[float, float]], path: Path, metric: str = "top1", xlabel: str = "") -> None:
-    """Accuracy (%) against severity, one line per curve, each over the severities it was evaluated at.
-    curves: {name: {severity: accuracy %}}; metric names the y axis ('top1' or 'top5')."""
+def plot_curves(
+    curves: dict[str, dict[float, float]], path: Path, metric: str = "top1", xlabel: str = "", flag: str = "--run_dir"
+) -> None:
+    """Accuracy (%) against severity, one line per curve, each over the severities it was evaluated at,
+    written atomically to `path` (its suffix gives the format). curves: {name: {severity: accuracy %}};
+    metric names the y axis ('top1' or 'top5'); flag: the option that chose the folder."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,5 +95,8 @@ def plot_curves(curves: dict[str, dict[float, float]], path: Path, metric: str =
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_write(path, "wb", flag) as f:
+            fig.savefig(f, format=Path(path).suffix[1:] or "png", dpi=120)
+    finally:
+        plt.close(fig)

@@ -14,7 +14,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from utils.checkpoint import TMP_SUFFIX
+from utils import atomic
+from utils.atomic import TMP_SUFFIX
 from utils.errors import UserError
 
 LOCK_NAME = ".lock"
@@ -27,15 +28,7 @@ class RunDirBusy(UserError):
 def check_writable(run_dir: Path) -> None:
     """Refuse a run directory that is a file, that lies under a file, or that cannot be created or
     written, before any work. Raises UserError (one line)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"the run directory {run_dir} is a file; choose another --name or --run_dir")
-    existing = run_dir
-    while not existing.exists():  # the nearest folder that exists: the run directory is created there
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(f"{existing} is a file, so the run directory {run_dir} cannot be made; fix --run_dir")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{existing} is not writable, so {run_dir} cannot be written; choose another --run_dir")
+    atomic.check_writable(run_dir, "the run directory", "--run_dir or --name", folder=True)
 
 
 class RunDirLock:
@@ -80,8 +73,8 @@ class RunDirLock:
             self.fd = None
 
 
-# Temporary files of the run directory's atomic writes: save_atomic's checkpoints (.NAME.RANDOM.tmp) and
-# datasets/store/splits.save_split's split.tmp.
+# Temporary files of the run directory's atomic writes: utils/atomic.atomic_write's (.NAME.RANDOM.tmp: checkpoints,
+# tables, plots, split.json) and split.tmp, which save_split wrote before it used atomic_write.
 TEMP_PATTERNS = (f".*{TMP_SUFFIX}", "split.tmp")
 
 

@@ -23,14 +23,14 @@ give byte-identical arrays, and adding clips or classes leaves the existing clip
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from utils.atomic import atomic_write
 
 FPS = 30.0  # frames per second, like NTU RGB+D
 IMG_SHAPE = (1080, 1920)  # (h, w) in pixels
@@ -867,7 +867,7 @@ def cache_name(
 
 def load_or_create_synthetic(cache_dir: Path, **options: int) -> Path:
     """Path of the cached synthetic pickle for `options` (those of `make_synthetic`), generating it first
-    if it is absent. The file is written atomically (temporary file, then os.replace), so concurrent or
+    if it is absent. The file is written atomically (utils/atomic.atomic_write), so concurrent or
     interrupted runs never leave a partial cache behind.
     """
     cache_dir = Path(cache_dir)
@@ -875,13 +875,6 @@ def load_or_create_synthetic(cache_dir: Path, **options: int) -> Path:
     if path.is_file():
         return path
     data = make_synthetic(**options)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(data, f, protocol=4)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb", flag="--data_root") as f:
+        pickle.dump(data, f, protocol=4)
     return path

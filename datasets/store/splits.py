@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.atomic import write_text
+
 
 def split_labelled(
     labels: np.ndarray, unlabelled_fraction: float, strategy: str, seed: int
@@ -43,11 +45,9 @@ def split_labelled(
 
 
 def save_split(path: Path, names: list[str], **parts: np.ndarray) -> None:
-    """Write the split as JSON, each part ('labelled', 'unlabelled', 'validation') as frame_dir names of
+    """Write the split as JSON (atomically), each part ('labelled', 'unlabelled', 'validation') as frame_dir names of
     the training clips (so it survives a re-ordered annotation file); `parts` are positions into `names`."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({part: [names[i] for i in pos] for part, pos in parts.items()}))
-    tmp.replace(path)
+    write_text(path, json.dumps({part: [names[i] for i in pos] for part, pos in parts.items()}))
 
 
 def load_split(path: Path, names: list[str]) -> dict[str, np.ndarray]:
