@@ -33,11 +33,14 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 # Run as `python scripts/compare_runs.py`, the script's own folder is on sys.path, not the repository.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets.pipeline.corruptions import FAMILIES  # noqa: E402
+from utils.atomic import atomic_write, check_writable  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 from utils.robustness import plot_curves, read_robustness  # noqa: E402
 
 METRICS = ("top1", "top5")
@@ -323,10 +326,11 @@ def _num(x: float | None, digits: int = 4) -> str:
 
 
 def write_outputs(args, summary, suite_families, groups, keys, levels, cells, families) -> list[Path]:
-    """summary.csv, comparison.csv and one plot per family in args.out; returns the paths."""
+    """summary.csv, comparison.csv and one plot per family in args.out, each written atomically; returns the
+    paths. Raises UserError (one line) when the disk is full."""
     args.out.mkdir(parents=True, exist_ok=True)
     written = [args.out / "summary.csv", args.out / "comparison.csv"]
-    with open(written[0], "w", newline="") as f:
+    with atomic_write(written[0], "w", "--out", newline="") as f:
         w = csv.writer(f)
         names = [*stat_names(args.seen), *suite_families]
         if args.seeds:
@@ -340,7 +344,7 @@ def write_outputs(args, summary, suite_families, groups, keys, levels, cells, fa
                 w.writerow([col, e["n"], " ".join(e["runs"]), *pairs])
             else:
                 w.writerow([col, e["checkpoint"], e["epoch"], *(_num(s and s.mean, 6) for s in vals)])
-    with open(written[1], "w", newline="") as f:
+    with atomic_write(written[1], "w", "--out", newline="") as f:
         # family, level, severity, one column per run or group (the mean); with --seeds then `GROUP std`.
         w = csv.writer(f)
         w.writerow(["family", "level", "severity", *groups, *((f"{c} std" for c in groups) if args.seeds else ())])
@@ -356,22 +360,24 @@ def write_outputs(args, summary, suite_families, groups, keys, levels, cells, fa
                 curves[col] = points
         path = args.out / ("comparison.png" if family == "jitter" else f"comparison_{family}.png")
         xlabel = "noise alpha (clean at 0)" if family == "jitter" else f"{family} severity (clean at 0)"
-        plot_curves(curves, path, args.metric, xlabel=xlabel)
+        plot_curves(curves, path, args.metric, xlabel=xlabel, flag="--out")
         written.append(path)
     return written
+
+
+def fail(e: Exception) -> NoReturn:
+    """The one line of an error, exit code 2."""
+    print("compare_runs.py: error: " + str(e).replace("\n", " "), file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     try:
-        if args.out.exists() and not args.out.is_dir():
-            raise ValueError(f"--out {args.out} is a file, not a folder")
-        if any(p.exists() and not p.is_dir() for p in args.out.parents):
-            raise ValueError(f"--out {args.out} lies under a file")
+        check_writable(args.out, "the output folder", "--out", folder=True)
         runs = load_runs(args.runs, args.metric, args.checkpoint)
-    except (FileNotFoundError, ValueError) as e:
-        print("compare_runs.py: error: " + str(e).replace("\n", " "), file=sys.stderr)
-        sys.exit(2)
+    except (FileNotFoundError, ValueError, UserError) as e:
+        fail(e)
     groups = group_runs(runs, args.seeds)
     sums = {r.label: summarize(r, args.seen) for r in runs}
     keys, families = table_keys(runs)
@@ -382,7 +388,10 @@ def main(argv: list[str] | None = None) -> dict:
         k: {col: stat([r.acc.get(k) for r in members]) for col, members in groups.items()} for k in keys
     }  # fmt: skip
     print_tables(args, summary, suite_families, groups, keys, levels, cells)
-    written = write_outputs(args, summary, suite_families, groups, keys, levels, cells, families)
+    try:
+        written = write_outputs(args, summary, suite_families, groups, keys, levels, cells, families)
+    except UserError as e:
+        fail(e)
     print(f"\nwrote {', '.join(str(p) for p in written)}")
     return {
         "checkpoint": args.checkpoint,

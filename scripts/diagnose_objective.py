@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import engine.train  # noqa: E402
 import main as main_module  # noqa: E402
 from engine.objective import term_weights  # noqa: E402
+from utils.atomic import check_writable, write_text  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 
 
 def _entropy(logits: torch.Tensor) -> float:
@@ -113,6 +115,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--every", type=int, default=5, help="record every N training steps")
     p.add_argument("--out", default=None, help="JSON file for every record")
     args = p.parse_args(argv[:cut])
+    try:
+        if args.out:
+            check_writable(args.out, "the records file", "--out")  # before the training run, not after it
+    except UserError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
     records, _ = instrument(args.every)
     result = main_module.main(argv[cut + 1 :])
     metrics = Path(result["run_dir"]) / "metrics.jsonl"
@@ -124,8 +131,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in rows:
         print(f"{r['epoch']:5d} " + " ".join(f"{r[k]:14.4f}" for k in keys))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"argv": argv[cut + 1 :], "records": records, "epochs": rows}))
+        try:
+            write_text(args.out, json.dumps({"argv": argv[cut + 1 :], "records": records, "epochs": rows}), "--out")
+        except UserError as e:
+            p.exit(2, f"{p.prog}: error: {e}\n")
     return rows
 
 

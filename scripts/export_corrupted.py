@@ -46,10 +46,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import pickle
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +62,7 @@ from datasets.store.layouts import Layout, choose_layout, definition  # noqa: E4
 from engine.config import EvalConfig  # noqa: E402
 from engine.evaluate import sweep_points  # noqa: E402
 from opts import DEFAULT_EVAL_ALPHAS, finite_float  # noqa: E402
+from utils.atomic import atomic_write, check_writable, write_text  # noqa: E402
 from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 from utils.runtime import git_revision  # noqa: E402
 
@@ -96,18 +95,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write `payload` to a temporary file beside `path`, then rename: never half a file under `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def corrupted_clip(
@@ -221,7 +208,9 @@ def sweep_of(args: argparse.Namespace) -> list[tuple[str, str, float, bool]]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Export every set of the sweep into args.out_dir, then its manifest (written last). Returns the manifest."""
+    """Export every set of the sweep into args.out_dir, then its manifest (written last), each file atomically.
+    Returns the manifest."""
+    check_writable(args.out_dir, "the output folder", "OUT_DIR", folder=True)
     points = sweep_of(args)
     data, store, layout, order = open_source(args)
     stored = store.keypoint.dtype
@@ -232,7 +221,8 @@ def run(args: argparse.Namespace) -> dict:
     for point in points:
         entry = set_entry(point, written, stored)
         payload = export_set(data, store, order, args.split, (point[0], point[2]), layout, written)
-        write_atomic(out / entry["file"], pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        with atomic_write(out / entry["file"], "wb", "OUT_DIR") as f:
+            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
         print(f"{entry['file']:<28} {len(order)} clips  same clips as the project for: "
               f"{', '.join(entry['same_clips_as_project']) or 'no data path (see the note)'}")  # fmt: skip
         sets.append(entry)
@@ -248,7 +238,7 @@ def run(args: argparse.Namespace) -> dict:
         "clips": [{"frame_dir": store.names[i], "label": int(store.labels[i]), "index": i} for i in order.tolist()],
         "sets": sets,
     }  # fmt: skip
-    write_atomic(out / MANIFEST, json.dumps(manifest, indent=1).encode())
+    write_text(out / MANIFEST, json.dumps(manifest, indent=1), "OUT_DIR")
     print(f"{len(sets)} sets of {len(order)} clips and {out / MANIFEST} written")
     return manifest
 

@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets.pipeline.corruptions import FAMILIES  # noqa: E402
 from scripts.compare_runs import format_rows, load_run, summarize  # noqa: E402
+from utils.atomic import atomic_write, check_writable  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 
 COLUMNS = ("family", "clean", "held_out", "mix_all", "ce", "held_out_minus_mix_all", "held_out_minus_ce")
 
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--seed", type=int, default=0, help="the seed of the runs to read")
     args = p.parse_args(argv)
     try:
+        check_writable(args.folder / "lofo.csv", "the table", "FOLDER")
         rows = lofo_rows(args.folder, args.seed)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, UserError) as e:
         p.exit(2, f"{p.prog}: error: {e}\n")
     if not rows:
         p.exit(2, f"{p.prog}: error: no lofo_FAMILY_s{args.seed} run with a robustness.csv in {args.folder}\n")
@@ -67,8 +70,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cells = [[r["family"], *("" if r[c] is None else f"{r[c]:.2f}" for c in COLUMNS[1:])] for r in rows]
     cells.append(["mean", *("" if mean[c] is None else f"{mean[c]:.2f}" for c in COLUMNS[1:])])
     print(format_rows([list(COLUMNS), *cells], 1))
-    with open(args.folder / "lofo.csv", "w", newline="") as f:
-        csv.writer(f).writerows([COLUMNS, *cells])
+    try:
+        with atomic_write(args.folder / "lofo.csv", "w", "FOLDER", newline="") as f:
+            csv.writer(f).writerows([COLUMNS, *cells])
+    except UserError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
     return rows
 
 

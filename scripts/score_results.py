@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.evaluate import accuracy, summarize  # noqa: E402
 from utils import safe_pickle  # noqa: E402
+from utils.atomic import check_writable  # noqa: E402
 from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 from utils.robustness import write_robustness  # noqa: E402
 from utils.runtime import Runtime  # noqa: E402
@@ -187,6 +188,7 @@ def run(args: argparse.Namespace) -> dict:
     files = result_files(manifest, args.results)
     first = Path(args.results[0])
     out = Path(args.out_dir) if args.out_dir else (first if first.is_dir() else first.parent)
+    check_writable(out, "the report's folder", "--out_dir", folder=True)
     name = args.name or out.resolve().name
     rows = score(manifest, files, name, args.trust_data)
     own = {s["name"] for s in manifest["sets"] if "volume" not in s["same_clips_as_project"]}
@@ -202,7 +204,7 @@ def run(args: argparse.Namespace) -> dict:
         print(f"* not the clips of the project's volume models: {note}")
     out.mkdir(parents=True, exist_ok=True)
     scale = "skeleton bounding-box diagonal" if manifest["coord_dim"] == 3 else "mean frame side"
-    write_robustness(rows, {name: summary}, out, title=name, jitter_scale=scale)
+    write_robustness(rows, {name: summary}, out, title=name, jitter_scale=scale, flag="--out_dir")
     print(f"robustness.csv and summary.json written to {out}")
     return {"rows": rows, "summary": summary, "out_dir": str(out)}
 

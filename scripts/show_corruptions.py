@@ -38,6 +38,7 @@ from datasets.pipeline.noise import visible_joints  # noqa: E402
 from datasets.store.annotations import KeypointStore, load_pickle, pack_annotations  # noqa: E402
 from datasets.store.catalog import load_store  # noqa: E402
 from datasets.store.layouts import Layout, choose_layout  # noqa: E402
+from utils.atomic import atomic_write, check_writable  # noqa: E402
 from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 
 if TYPE_CHECKING:  # matplotlib is imported where the figure is drawn, so the panels need none of it
@@ -244,9 +245,11 @@ def draw_grid(panels: list[list[Panel]], layout: Layout, title: str, out: Path, 
         label = f"{family.name}\n" + textwrap.fill(family.parameter, 26)
         axes_row[0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
     fig.suptitle(title, fontsize=9, y=1 - 0.12 / height, va="top")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
+    try:
+        with atomic_write(out, "wb", "--out") as f:
+            fig.savefig(f, format=out.suffix[1:] or "png", dpi=DPI)
+    finally:
+        plt.close(fig)
 
 
 def open_file(args: argparse.Namespace) -> tuple[KeypointStore, Path, Layout]:
@@ -287,6 +290,7 @@ def pick_clip(store: KeypointStore, clip: str | None, split: str, source: str) -
 
 def run(args: argparse.Namespace) -> dict:
     """Draw the grid of one clip into args.out; returns {'out', 'index', 'frame_dir', 'panels'}."""
+    check_writable(args.out, "the figure", "--out")
     store, path, layout = open_file(args)
     index = pick_clip(store, args.clip, args.split, path.name)
     clip = store.get(index)
