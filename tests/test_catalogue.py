@@ -2,7 +2,9 @@
 (`main.py DATASET ...`), `main.py --evaluate`, `main.py predict` / `predict.py`, and
 `python -m datasets.convert`. Every one must end with exit code 2, exactly one line on stderr that says
 what is wrong (no traceback), and leave every file under the runs folder byte-identical: a finished run
-there, and a copy of it whose last.pt is damaged. Nothing is written by a command that fails a check.
+there, and copies of it whose last.pt is damaged: cut short (`broken`) or with a byte of its weights
+flipped (`flipped`: torch.load does not notice, the checkpoint's checksum does). Nothing is written by a
+command that fails a check.
 
 The finished run is made once per module (a tiny model, two steps) and reused by every case."""
 
@@ -24,11 +26,12 @@ import main as cli
 import predict
 from datasets.sources.synthetic import make_synthetic
 from datasets.store.layouts import COCO17
+from tests.conftest import flip_tensor_byte
 
 
 @dataclass(frozen=True)
 class Ctx:
-    """Paths the cases use: `runs` holds the finished run `done` and `broken` (a copy with a damaged
+    """Paths the cases use: `runs` holds the finished run `done`, `broken` and `flipped` (copies with a damaged
     last.pt); `data` holds the input files."""
 
     runs: Path
@@ -103,6 +106,8 @@ def ctx(tmp_path_factory) -> Ctx:
     shutil.copytree(runs / "done", runs / "broken")
     last = runs / "broken" / "last.pt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a save cut short (a full disk, a copy)
+    shutil.copytree(runs / "done", runs / "flipped")
+    flip_tensor_byte(runs / "flipped" / "last.pt")  # a bit that changed on a disk or in a copy
 
     write_pkl(data / "renamed.pkl", relabelled(tiny, "clip{:04d}"))
     write_pkl(data / "classes20.pkl", relabelled(tiny, "clip{:04d}", classes=20))
@@ -124,6 +129,8 @@ def ctx(tmp_path_factory) -> Ctx:
     (data / "a_file").write_text("a regular file\n")
     best = (runs / "done" / "best.pt").read_bytes()
     (data / "truncated.pt").write_bytes(best[: len(best) // 3])
+    (data / "flipped.pt").write_bytes(best)
+    flip_tensor_byte(data / "flipped.pt")
     torch.save({"w": torch.zeros(3)}, data / "state_dict.pt")
     torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": NotATensor()}, data / "unsafe.pt")
     (data / "empty_dir").mkdir()
@@ -194,6 +201,9 @@ CASES = [
     ("name_reused_other_model", "main", lambda c: train(c, "--model_cfg", "base_channels=8", "stage_blocks=(1,1,1)"),
      "another configuration (model_cfg base_channels: checkpoint 4, now 8)"),
     ("corrupt_last_pt", "main", lambda c: c.base("broken"), "delete it to start the run over"),
+    ("flipped_last_pt", "main", lambda c: c.base("flipped"),
+     "last.pt is damaged: its contents do not match the checksum stored in it (bytes changed after it was written): "
+     "delete it to start the run over"),
     # -- training: the run directory
     ("run_dir_is_a_file", "main", lambda c: train(c, "--run_dir", c["a_file"]), "is a file"),
     ("run_dir_under_a_file", "main", lambda c: train(c, "--run_dir", c["a_file"] + "/runs"), "is a file"),
@@ -202,6 +212,8 @@ CASES = [
     ("resume_missing", "main", lambda c: train(c, "--resume", c["nope.pt"]), "does not exist"),
     ("resume_random_bytes", "main", lambda c: train(c, "--resume", c["random.pt"]), "not a torch checkpoint"),
     ("resume_state_dict", "main", lambda c: train(c, "--resume", c["state_dict.pt"]), "not a training checkpoint"),
+    ("resume_flipped_bytes", "main", lambda c: train(c, "--resume", c["flipped.pt"]), "do not match the checksum"),
+    ("tune_from_flipped_bytes", "main", lambda c: train(c, "--tune_from", c["flipped.pt"]), "not match the checksum"),
     ("pretrained_missing", "main", lambda c: train(c, "--pretrained", c["nope.pt"]), "does not exist"),
     ("pretrained_random_bytes", "main", lambda c: train(c, "--pretrained", c["random.pt"]), "not a torch checkpoint"),
     ("pretrained_unsafe", "main", lambda c: train(c, "--pretrained", c["unsafe.pt"]), "--trust_checkpoint"),
@@ -214,6 +226,8 @@ CASES = [
     ("evaluate_random_bytes", "main", lambda c: train(c, "--evaluate", c["random.pt"]), "not a torch checkpoint"),
     ("evaluate_empty_file", "main", lambda c: train(c, "--evaluate", c["empty.pt"]), "not a torch checkpoint"),
     ("evaluate_truncated", "main", lambda c: train(c, "--evaluate", c["truncated.pt"]), "damaged"),
+    ("evaluate_flipped_bytes", "main", lambda c: train(c, "--evaluate", c["flipped.pt"]),
+     "flipped.pt is damaged: its contents do not match the checksum stored in it"),
     ("evaluate_state_dict", "main", lambda c: train(c, "--evaluate", c["state_dict.pt"]), "no run configuration"),
     ("evaluate_unsafe", "main", lambda c: train(c, "--evaluate", c["unsafe.pt"]), "--trust_checkpoint"),
     ("evaluate_other_classes", "main", lambda c: c.custom("classes20.pkl", "--evaluate", c.best), "20 classes"),
@@ -230,6 +244,8 @@ CASES = [
      "not a torch checkpoint"),
     ("predict_checkpoint_truncated", "predict", lambda c: ["--checkpoint", c["truncated.pt"], "--input", str(c.ann)],
      "damaged"),
+    ("predict_checkpoint_flipped", "predict", lambda c: ["--checkpoint", c["flipped.pt"], "--input", str(c.ann)],
+     "flipped.pt is damaged: its contents do not match the checksum"),
     ("predict_input_missing", "main", lambda c: ["predict", "--checkpoint", c.best, "--input", c["nope.pkl"]],
      "nope.pkl"),
     ("predict_input_random", "predict", lambda c: ["--checkpoint", c.best, "--input", c["random.pkl"]], "random.pkl"),

@@ -1,6 +1,8 @@
-"""Loading weights from every accepted file layout, and saving checkpoints atomically."""
+"""Loading weights from every accepted file layout, saving checkpoints atomically, and their checksums."""
 
 import pickle
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -8,9 +10,11 @@ import pytest
 import torch
 
 from models import create_model
-from tests.conftest import shared_or_skip
+from tests.conftest import flip_tensor_byte, shared_or_skip
 from utils.checkpoint import (
+    CHECKSUM,
     CheckpointError,
+    content_digest,
     extract_state_dict,
     load_full,
     load_weights,
@@ -40,6 +44,81 @@ def test_save_atomic_keeps_old_file_when_saving_fails(tmp_path):
         save_atomic({"bad": lambda: 0}, tmp_path / "ck.pt")  # lambdas do not pickle
     assert read_checkpoint(tmp_path / "ck.pt") == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def training_state() -> dict:
+    """A checkpoint's kinds of entries: weights, an optimiser's state (tensors, ints, floats, lists, None),
+    the RNG's bytes, and plain values."""
+    model = torch.nn.Linear(64, 8)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(2, 64)).sum().backward()
+    opt.step()
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng_torch": torch.get_rng_state(),
+            "epoch": 3, "best": {"top1": 0.25, "epoch": -1}, "args": {"lr": 0.1, "name": "x", "flip": False,
+            "model_cfg": {"stage_blocks": (1, 1)}, "resume": None}}  # fmt: skip
+
+
+def test_a_saved_checkpoint_carries_its_checksum_and_loads_without_it(tmp_path):
+    state = training_state()
+    save_atomic(state, tmp_path / "ck.pt")
+    raw = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert raw[CHECKSUM] == content_digest(state) and raw[CHECKSUM].startswith("sha256:")
+    got = read_checkpoint(tmp_path / "ck.pt")
+    assert CHECKSUM not in got and got.keys() == state.keys()
+    assert content_digest(got) == content_digest(state)
+
+
+def test_bytes_flipped_in_tensor_data_are_refused_in_one_line_naming_the_file(tmp_path):
+    state = training_state()
+    save_atomic(state, tmp_path / "ck.pt")
+    flip_tensor_byte(tmp_path / "ck.pt")
+    # torch itself loads the file silently, as another model: the checksum is what notices
+    loaded = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert not torch.equal(loaded["model"]["weight"], state["model"]["weight"])
+    with pytest.raises(CheckpointError) as e:
+        read_checkpoint(tmp_path / "ck.pt")
+    msg = str(e.value)
+    assert str(tmp_path / "ck.pt") in msg and "do not match the checksum" in msg and "\n" not in msg
+
+
+def test_an_old_checkpoint_without_checksum_still_loads(tmp_path):
+    state = training_state()
+    torch.save(state, tmp_path / "old.pt")  # as save_atomic wrote them before checksums
+    got = read_checkpoint(tmp_path / "old.pt")
+    assert got.keys() == state.keys() and torch.equal(got["model"]["weight"], state["model"]["weight"])
+
+
+def pickle_record(path) -> tuple[int, int]:
+    """(offset, size) of the pickle (data.pkl) inside a torch zip file."""
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("/data.pkl"))
+    raw = path.read_bytes()
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def test_no_single_byte_change_of_the_pickle_loads_as_other_contents(tmp_path, recwarn):
+    """Every change of one byte of the pickle (keys, values, the digest, its key) is refused or loads the very
+    same contents; never other ones (a renamed key, another number)."""
+    state = {"model": {"w": torch.arange(4.0)}, "epoch": 3, "best": {"top1": 0.5}, "args": {"l": [1, 2], "n": "x"}}
+    save_atomic(state, tmp_path / "ck.pt")
+    raw, (start, size) = (tmp_path / "ck.pt").read_bytes(), pickle_record(tmp_path / "ck.pt")
+    digest, changed = content_digest(state), tmp_path / "changed.pt"
+    for i in range(start, start + size):
+        changed.write_bytes(raw[:i] + bytes([raw[i] ^ 0x01]) + raw[i + 1 :])
+        try:
+            got = read_checkpoint(changed)
+        except CheckpointError as e:
+            assert "changed.pt" in str(e) and "\n" not in str(e)
+            continue
+        assert got.keys() == state.keys() and content_digest(got) == digest, f"byte {i - start} of the pickle"
+
+
+def test_a_digest_under_another_key_is_refused(tmp_path):
+    state = {"model": {"w": torch.zeros(2)}, "epoch": 1}
+    torch.save({**state, "checksun": content_digest(state)}, tmp_path / "ck.pt")
+    with pytest.raises(CheckpointError, match="do not match the checksum"):
+        read_checkpoint(tmp_path / "ck.pt")
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04broken zip"])

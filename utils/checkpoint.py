@@ -1,4 +1,5 @@
-"""Checkpoints: atomic saving, safe loading, and weights from the upstream file layouts.
+"""Checkpoints: atomic saving with a checksum of the contents, safe and verified loading, and weights from the
+upstream file layouts.
 
 Accepted layouts (all with or without DataParallel's `module.` prefix):
 - pyskl / mmcv:            {'meta': ..., 'state_dict': {'backbone.*', 'cls_head.*'}}
@@ -10,6 +11,7 @@ Accepted layouts (all with or without DataParallel's `module.` prefix):
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -25,18 +27,83 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message says what to do."""
 
 
+CHECKSUM = "checksum"  # the entry of a saved checkpoint that holds "sha256:" + the hex digest of the others
+_DIGEST = "sha256:"
+
+
 def _write(obj: dict, f) -> None:
     """The write of save_atomic (a seam for tests that simulate a full disk)."""
     torch.save(obj, f)
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """torch.save `obj` through utils/atomic.atomic_write: a crash or a full disk never leaves half a file,
-    and the previous file stays as it was.
+    """torch.save `obj` with its checksum (`content_digest`, under CHECKSUM) through utils/atomic.atomic_write:
+    a crash or a full disk never leaves half a file, and the previous file stays as it was.
 
     Raises WriteError (one line) when the disk is full or the folder cannot be written."""
     with atomic_write(path, "wb") as f:
-        _write(obj, f)
+        _write({**obj, CHECKSUM: content_digest(obj)}, f)
+
+
+def content_digest(obj: dict) -> str:
+    """'sha256:' + the SHA-256 of a canonical serialisation of a checkpoint's contents, every entry but
+    CHECKSUM: each tensor's dtype, shape and bytes, and the plain values (None, bool, int, float, str,
+    bytes, lists and tuples alike, dicts by sorted key). It is computed on what torch.save
+    is given and on what torch.load returns, so it checks the model a file loads as, whatever bytes of the
+    zip archive (headers, padding) torch ignores. Other objects count by their type's name only."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in obj.items() if k != CHECKSUM})
+    return _DIGEST + h.hexdigest()
+
+
+def _feed(h, x) -> None:
+    """Add `x` to the hash `h`: a tag, then its contents, each length-prefixed so no two values collide."""
+
+    def put(tag: bytes, data: bytes = b"") -> None:
+        h.update(tag + len(data).to_bytes(8, "little") + data)
+
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu().resolve_conj().resolve_neg()
+        put(b"T", f"{t.dtype} {tuple(t.shape)} {t.layout}".encode())
+        if t.layout == torch.strided and not t.is_quantized:
+            data = t.contiguous().reshape(-1).view(torch.uint8).numpy()  # (bytes,), no copy when contiguous
+            h.update(b"B" + data.nbytes.to_bytes(8, "little"))
+            h.update(memoryview(data))
+    elif isinstance(x, dict):
+        put(b"D", str(len(x)).encode())
+        for k in sorted(x, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(h, k)
+            _feed(h, x[k])
+    elif isinstance(x, (list, tuple)):  # torch.Size too
+        put(b"L", str(len(x)).encode())
+        for v in x:
+            _feed(h, v)
+    elif x is None or isinstance(x, (bool, int, str)):
+        put(b"P", f"{type(x).__name__} {x}".encode())
+    elif isinstance(x, float):
+        put(b"F", x.hex().encode())
+    elif isinstance(x, bytes):
+        put(b"Y", x)
+    elif isinstance(x, (torch.dtype, torch.device)):
+        put(b"P", f"{type(x).__name__} {x}".encode())
+    else:  # a Python object of a trusted file: its repr may hold an address, so only its type counts
+        put(b"O", f"{type(x).__module__}.{type(x).__qualname__}".encode())
+
+
+def verify_checksum(obj: dict, path: Path, hint: str) -> dict:
+    """`obj` (a loaded checkpoint) without its CHECKSUM entry, once its contents are shown to match it.
+    A file without one (older checkpoints, upstream ones) passes unchecked; a digest under another name (its
+    key's bytes changed) does not. Raises CheckpointError (one line) naming `path` when the contents differ:
+    bytes changed after the file was written."""
+    held = [k for k, v in obj.items() if isinstance(v, str) and (k == CHECKSUM or v.startswith(_DIGEST))]
+    if not held:  # none, or an entry of another program's
+        return obj
+    if held != [CHECKSUM] or obj[CHECKSUM] != content_digest(obj):
+        raise CheckpointError(
+            f"{path} is damaged: its contents do not match the checksum stored in it (bytes changed after it was "
+            f"written): {hint}"
+        )
+    return {k: v for k, v in obj.items() if k != CHECKSUM}
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -49,7 +116,8 @@ def _is_torch_file(path: Path) -> bool:
 
 
 def read_checkpoint(path: str | Path, trusted: bool = False, hint: str | None = None) -> dict:
-    """Load a checkpoint file on the CPU, with weights_only=True unless `trusted`.
+    """Load a checkpoint file on the CPU, with weights_only=True unless `trusted`, and verify its checksum
+    (`verify_checksum`; none in older and upstream files). Returns its contents without the checksum.
 
     hint: what to do when the file is damaged (default: write or copy it again). Raises CheckpointError
     with one line for missing, damaged, foreign or unsafe files.
@@ -77,7 +145,7 @@ def read_checkpoint(path: str | Path, trusted: bool = False, hint: str | None = 
         raise CheckpointError(f"{path} is damaged ({type(e).__name__}: {_first_line(e)}): {hint}") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, expected a dict or state dict")
-    return obj
+    return verify_checksum(obj, path, hint)
 
 
 def _first_line(e: BaseException) -> str:
