@@ -152,3 +152,23 @@ def test_check_writable_refuses_what_cannot_be_written(tmp_path):
     check_writable(tmp_path / "new" / "deeper" / "p.json", "the probabilities file", "--save_probs")
     check_writable(tmp_path / "folder", "the output folder", "--out", folder=True)
     check_writable(tmp_path / "a_file", "the probabilities file", "--save_probs")  # replaced, atomically
+
+
+def test_a_full_disk_under_the_appended_logs_is_one_line(tmp_path, monkeypatch):
+    import utils.logger
+
+    logger = utils.logger.RunLogger(tmp_path)
+    logger.log({"epoch": 0, "loss": 1.0}, step=0, tb_prefix="train")
+    before = (tmp_path / "metrics.jsonl").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(logger.tb, "add_scalar", full)
+    with pytest.raises(WriteError, match=r"^no space left writing .*tb: .*; what tb held before is kept$"):
+        logger.log({"epoch": 0, "loss": 0.5}, step=1, tb_prefix="train")
+    monkeypatch.setattr(utils.logger, "open", full, raising=False)
+    with pytest.raises(WriteError, match=r"^no space left writing .*metrics.jsonl: .*held before is kept$"):
+        logger.log({"epoch": 0, "loss": 0.25}, step=2)
+    logger.close()
+    assert (tmp_path / "metrics.jsonl").read_bytes().startswith(before)

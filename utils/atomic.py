@@ -51,8 +51,8 @@ def failed_errno(e: BaseException) -> int | None:
 def write_errors(path: str | Path, flag: str = "--run_dir", appended: bool = False) -> Iterator[None]:
     """Turn a failed write of `path` into a WriteError of one line: no space left (ENOSPC, EDQUOT, torch's
     'unexpected pos') or any other OSError (read-only, no permission, no such folder). flag: where the
-    user chose the place, for the advice; appended: the write appended to the file (its earlier lines are
-    kept) instead of replacing it atomically (the previous file is unchanged)."""
+    user chose the place, for the advice; appended: the write appended to the file or folder (what it held
+    is kept) instead of replacing it atomically (the previous file is unchanged)."""
     path = Path(path)
     try:
         yield
@@ -61,7 +61,7 @@ def write_errors(path: str | Path, flag: str = "--run_dir", appended: bool = Fal
         if code is None:
             raise
         if appended:
-            kept = f"the lines already in {path.name} are kept"
+            kept = f"what {path.name} held before is kept"
         else:
             kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
         if code in NO_SPACE:

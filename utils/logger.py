@@ -43,13 +43,15 @@ class RunLogger:
         with write_errors(self.path, appended=True), open(self.path, "a") as f:
             f.write(json.dumps({**row, "time": round(time.time(), 3)}) + "\n")
         if tb_prefix and step is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
-                    self.tb.add_scalar(f"{tb_prefix}/{k}", v, step)
+            with write_errors(self.path.with_name("tb"), appended=True):  # its writer thread's error surfaces here
+                for k, v in row.items():
+                    if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                        self.tb.add_scalar(f"{tb_prefix}/{k}", v, step)
 
     def close(self) -> None:
         if self.tb is not None:
-            self.tb.close()
+            with write_errors(self.path.with_name("tb"), appended=True):
+                self.tb.close()
         if self.enabled and _OPEN == [self.path.with_name("log.txt")]:
             _OPEN.clear()
 
