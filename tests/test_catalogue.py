@@ -202,8 +202,8 @@ CASES = [
      "another configuration (model_cfg base_channels: checkpoint 4, now 8)"),
     ("corrupt_last_pt", "main", lambda c: c.base("broken"), "delete it to start the run over"),
     ("flipped_last_pt", "main", lambda c: c.base("flipped"),
-     "last.pt is damaged: its contents do not match the checksum stored in it (bytes changed after it was written): "
-     "delete it to start the run over"),
+     "last.pt is damaged: its contents do not match the checksum stored in it (bytes changed after it was written, "
+     "or it was edited and saved without utils/checkpoint.save_atomic): delete it to start the run over"),
     # -- training: the run directory
     ("run_dir_is_a_file", "main", lambda c: train(c, "--run_dir", c["a_file"]), "is a file"),
     ("run_dir_under_a_file", "main", lambda c: train(c, "--run_dir", c["a_file"] + "/runs"), "is a file"),

@@ -101,7 +101,7 @@ def verify_checksum(obj: dict, path: Path, hint: str) -> dict:
     if held != [CHECKSUM] or obj[CHECKSUM] != content_digest(obj):
         raise CheckpointError(
             f"{path} is damaged: its contents do not match the checksum stored in it (bytes changed after it was "
-            f"written): {hint}"
+            f"written, or it was edited and saved without utils/checkpoint.save_atomic): {hint}"
         )
     return {k: v for k, v in obj.items() if k != CHECKSUM}
 
