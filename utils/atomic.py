@@ -84,7 +84,8 @@ def atomic_write(path: str | Path, mode: str = "w", flag: str = "--run_dir", **o
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
         try:
-            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0o600; the file gets the mode open() would give it
+            with contextlib.suppress(OSError):  # mkstemp makes 0o600: the mode open() would give (where chmod works)
+                os.fchmod(fd, 0o666 & ~_UMASK)
             with os.fdopen(fd, mode, **open_kwargs) as f:
                 yield f
                 f.flush()
