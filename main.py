@@ -47,6 +47,7 @@ from opts import (
     run_name,
     settings,
 )
+from utils.atomic import write_text
 from utils.errors import UserError, exit_on_user_error
 from utils.logger import RunLogger, echo, start_log
 from utils.rundir import RunDirLock, check_writable
@@ -186,7 +187,7 @@ def open_run_dir(run_dir: Path, argv, args: argparse.Namespace, cfg: RunConfig, 
     """The run's directory with args.json (the resolved run, readable without a checkpoint); its logger."""
     if rt.is_main:
         resolved = {"argv": argv, "args": checkpoint_args(args), "config": asdict(cfg), "git": git_revision()}
-        (run_dir / "args.json").write_text(json.dumps(resolved, indent=1, default=str))
+        write_text(run_dir / "args.json", json.dumps(resolved, indent=1, default=str))
     return RunLogger(run_dir, enabled=rt.is_main)
 
 

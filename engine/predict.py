@@ -20,6 +20,7 @@ from datasets.store.label_maps import class_names
 from engine.checkpoint import check_fits, check_layout, load_run_model
 from engine.data import eval_dataset, make_loader
 from engine.evaluate import predict_probs
+from utils.atomic import check_writable, write_text
 from utils.runtime import setup_runtime
 
 TOP_K = 5
@@ -89,6 +90,8 @@ def accuracy_lines(labels: np.ndarray, probs: np.ndarray, names: list[str], full
 def run_predict(opts: PredictOptions) -> dict:
     """Print the top-5 classes of every clip of opts.input; returns {frame_dir: {'probs', 'top5', 'label'}}
     (label -1: unknown). Raises UserError subclasses (one line) for inputs that cannot be predicted on."""
+    if opts.save_probs:  # before any work
+        check_writable(opts.save_probs, "the probabilities file", "--save_probs")
     try:
         rt, _ = setup_runtime(opts.device, None, "none")
     except RuntimeError as e:
@@ -141,8 +144,6 @@ def run_predict(opts: PredictOptions) -> dict:
     for line in accuracy_lines(np.asarray(labels)[indices], probs, names):
         print(line)
     if opts.save_probs:
-        out = Path(opts.save_probs)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1))
-        print(f"probabilities written to {out}")
+        write_text(opts.save_probs, json.dumps(results, indent=1), "--save_probs")
+        print(f"probabilities written to {opts.save_probs}")
     return results

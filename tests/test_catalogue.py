@@ -257,6 +257,12 @@ CASES = [
     ("predict_save_probs_in_run", "predict", lambda c: ["--checkpoint", c.best, "--input", c["random.pkl"],
                                                         "--save_probs", str(c.runs / "done" / "p.json")],
      "random.pkl"),
+    ("predict_save_probs_is_a_folder", "predict", lambda c: ["--checkpoint", c.best, "--input", str(c.ann),
+                                                             "--save_probs", str(c.runs / "done")],
+     "is a folder; give --save_probs a file name"),
+    ("predict_save_probs_under_a_file", "main", lambda c: ["predict", "--checkpoint", c.best, "--input", str(c.ann),
+                                                           "--save_probs", c["a_file"] + "/p.json"],
+     "a_file is a file; choose another --save_probs"),
     # -- python -m datasets.convert
     ("convert_no_args", "convert", lambda c: [], "required"),
     ("convert_unknown_source", "convert", lambda c: ["kinect", c["empty_dir"], str(c.runs / "o.pkl")], "invalid"),
