@@ -160,10 +160,23 @@ def test_check_severity_rejects_out_of_range_values():
         ("frame_rate", 2.5),
         ("frame_rate", -1),
         ("nope", 0.1),
+        ("jitter", 1e300),  # would overflow float32 keypoints to inf
+        ("frame_rate", 1e300),  # would overflow NumPy's int64 frame indices
+        ("jitter", 10.5),
+        ("frame_rate", 1001),
     ]:
         with pytest.raises(ValueError):
             check_severity(family, bad)
     assert check_severity("jitter", 3) == 3.0 and check_severity("frame_rate", 8) == 8.0
+    assert check_severity("jitter", 10) == 10.0 and check_severity("frame_rate", 1000) == 1000.0
+
+
+def test_the_largest_severities_stay_finite_and_keep_a_frame():
+    kp, score = _clip(LAYOUTS["ntu25"], 2)
+    out, _ = _run(kp, score, "jitter", 10.0, seed=1, layout=LAYOUTS["ntu25"])
+    assert np.isfinite(out).all()
+    out, out_score = _run(kp, score, "frame_rate", 1000.0, seed=1, layout=LAYOUTS["ntu25"])
+    assert out.shape[1] == 1 and out_score.shape[1] == 1
 
 
 def test_jitter_is_add_joint_noise_bit_for_bit():

@@ -85,7 +85,7 @@ def test_eval_noise_rng_is_fixed_per_alpha_and_index():
     np.testing.assert_array_equal(first, again)
 
 
-@pytest.mark.parametrize("alpha", [-0.01, float("nan"), float("inf")])
+@pytest.mark.parametrize("alpha", [-0.01, float("nan"), float("inf"), 10.5, 1e300])
 def test_invalid_alpha_is_rejected(alpha):
     kp, score = _clip_2d(np.random.default_rng(9), frames=4)
     with pytest.raises(ValueError, match="alpha"):

@@ -18,7 +18,7 @@ Severity 0 is the identity (float32 copies, nothing drawn). Draws are always who
 shape, in the listed order, whatever the visibility, so a joint's fate depends only on the generator
 state and its position in the clip. Families, in the order of `FAMILIES`:
 
-jitter, severity alpha >= 0: x' = x + alpha * s * N(M, T, V, C) on every coordinate of every visible
+jitter, severity alpha in [0, 10]: x' = x + alpha * s * N(M, T, V, C) on every coordinate of every visible
     joint; scores unchanged. Exactly `datasets.pipeline.noise.add_joint_noise`, so today's noise sweep keeps its
     numbers. Levels 0.01 / 0.02 / 0.05.
 missing_joints, severity p in [0, 1]: u = U(M, T, V); every visible joint with u < p is dropped.
@@ -26,7 +26,7 @@ missing_joints, severity p in [0, 1]: u = U(M, T, V); every visible joint with u
 occlusion, severity f in [0, 1]: part i = I(P) of the layout's P body parts (`Layout.parts`), then
     n = round(f * T), start = I(T - n + 1); the joints of part i are dropped in frames
     [start, start + n) for every person. Levels 0.25 / 0.5 / 1.0.
-frame_rate (temporal), severity k in {0, 1, 2, ...}: offset o = I(min(k, T)); frames o, o + k,
+frame_rate (temporal), severity k in {0, 1, ..., 1000}: offset o = I(min(k, T)); frames o, o + k,
     o + 2k, ... < T are kept (1/k of the frame rate). k = 1 is the identity too (nothing drawn). Levels 2 / 3 / 4.
 frame_drop (temporal), severity p in [0, 1]: u = U(T); frames with u >= p are kept; when none is, the
     frame of largest u is. Levels 0.5 / 2/3 / 0.75: on average as many frames as frame_rate's levels.
@@ -53,7 +53,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.pipeline.noise import EVAL_NOISE_SEED, add_joint_noise, eval_noise_rng, noise_scale, visible_joints
+from datasets.pipeline.noise import (
+    EVAL_NOISE_SEED,
+    MAX_ALPHA,
+    add_joint_noise,
+    eval_noise_rng,
+    noise_scale,
+    visible_joints,
+)
 from datasets.store.layouts import Layout
 
 OUTLIER_DISTANCE = 0.2  # an outlier lands 0.2 * s from its joint: about a forearm in 2D, a body part in 3D
@@ -97,8 +104,10 @@ FAMILIES: dict[str, Family] = {
     )
 }
 
-# Families whose severity is not a probability or fraction in [0, 1].
-_UNBOUNDED = {"jitter", "frame_rate"}
+# The largest severity of the families whose severity is not a probability or fraction in [0, 1]: jitter's
+# MAX_ALPHA (noise.py), and a frame rate divided by 1000, which keeps one frame of a clip of 33 s at 30 fps
+# (larger factors overflow NumPy's int64 frame indices).
+_MAX_SEVERITY = {"jitter": MAX_ALPHA, "frame_rate": 1000.0}
 _INTEGER = {"frame_rate"}
 
 
@@ -111,16 +120,20 @@ def _family(family: str) -> Family:
 def check_severity(family: str, severity: float) -> float:
     """Return `severity` as a float, or fail with a one-line message when `family` does not accept it.
 
-    jitter: finite >= 0; frame_rate: a whole number >= 0; the others: a probability or fraction in [0, 1].
+    jitter: in [0, MAX_ALPHA]; frame_rate: a whole number in [0, 1000]; the others: a probability or fraction
+    in [0, 1].
     """
     _family(family)
     value = float(severity)
+    top = _MAX_SEVERITY.get(family, 1.0)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{family} severity must be a finite number >= 0, got {severity}")
     if family in _INTEGER and value != int(value):
         raise ValueError(f"{family} severity must be a whole number (keep 1 frame in k), got {severity}")
-    if family not in _UNBOUNDED and value > 1:
+    if family not in _MAX_SEVERITY and value > 1:
         raise ValueError(f"{family} severity is a probability or fraction in [0, 1], got {severity}")
+    if value > top:
+        raise ValueError(f"{family} severity must be at most {top:g}, got {severity}")
     return value
 
 

@@ -18,14 +18,18 @@ import numpy as np
 
 # Base entropy of the evaluation noise; change it to draw a different (equally fixed) evaluation set.
 EVAL_NOISE_SEED = 20240611
+# The largest alpha: noise of std ten frame (or skeleton) sizes, where no trace of the skeleton is left (the
+# severe level is 0.05). Beyond it the noise only grows towards float32's overflow (inf keypoints at ~1e35).
+MAX_ALPHA = 10.0
 
 
 def check_alpha(alpha: float) -> float:
-    """Return `alpha` as a float, or fail with a clear message when it is negative or not finite."""
+    """Return `alpha` as a float, or fail with a clear message when it is not in [0, MAX_ALPHA]."""
     alpha = float(alpha)
-    if not math.isfinite(alpha) or alpha < 0:
+    if not (math.isfinite(alpha) and 0 <= alpha <= MAX_ALPHA):
         raise ValueError(
-            f"noise alpha must be a finite number >= 0 (a fraction of the frame or skeleton size), got {alpha}"
+            f"noise alpha must be a finite number in [0, {MAX_ALPHA:g}] (a fraction of the frame or skeleton size), "
+            f"got {alpha}"
         )
     return alpha
 
