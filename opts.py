@@ -14,6 +14,7 @@ import sys
 from datasets.batch.streams import STREAMS
 from datasets.pipeline.augment import AugmentConfig
 from datasets.pipeline.corruptions import parse_corruptions
+from datasets.pipeline.noise import MAX_ALPHA
 from datasets.pipeline.repair import RECOMMENDED_STEPS, REPAIRS
 from datasets.sources.inputs import MEDIAPIPE, VIDEO_SUFFIXES
 from datasets.store.catalog import CATALOG
@@ -23,6 +24,17 @@ from engine.objective import LossConfig
 from engine.predict import PredictOptions
 from models import model_spec
 from recipes import RECIPES, lr_scale, recipe_defaults, recipe_line
+from utils.argtypes import (
+    float_range,
+    fraction,
+    int_range,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    seed_int,
+)
+from utils.errors import OneLineParser
 from utils.threads import parse_threads
 
 # --model_type -> registry name
@@ -67,19 +79,12 @@ def dataset_defaults(dataset: str, model_type: str) -> dict:
     return dict(DATASET_DEFAULTS.get((dataset, model_type), {}))
 
 
-def finite_float(text: str) -> float:
-    """argparse type: a float that is neither NaN nor infinite."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (and a pointer to --help), exit code 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+# Ranges of the flags that are not plain counts (utils/argtypes.py has those): a jitter level as a
+# corruption severity (datasets/pipeline/noise.py), a rotation in degrees, a part of the clip kept.
+alpha_level = float_range(0, MAX_ALPHA)
+angle = float_range(0, 180)
+kept_fraction = float_range(0, 1, lo_open=True)  # (0, 1]: something must be kept
+shift_divisor = int_range(2)  # TSM shifts two folds of C // shift_div channels
 
 
 def parse_cfg_item(text: str) -> tuple[str, object]:
@@ -104,7 +109,7 @@ def _shown(value) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(
+    p = OneLineParser(
         prog="main.py",
         description="Train and evaluate noise-robust skeleton action recognisers (PoseConv3D, MotionBERT, TSM).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -157,32 +162,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--in_channels",
-        type=int,
+        type=positive_int,
         default=None,
         help="model input channels; checked against --input_f (17 joint, 17 limb, 1 gray, persons*joints*2 = 68 "
         "skeleton); None derives it",
     )
     g.add_argument(
         "--clip_len",
-        type=int,
+        type=positive_int,
         default=None,
         help="frames per clip; None means 24 for PoseConv3D, 243 for MotionBERT, --num_segments for TSM",
     )
-    g.add_argument("--input_size", type=int, default=56, help="side of the rendered frames in pixels (train and test)")
+    g.add_argument(
+        "--input_size", type=positive_int, default=56, help="side of the rendered frames in pixels (train and test)"
+    )
     g.add_argument(
         "--test_input_size",
-        type=int,
+        type=positive_int,
         default=None,
         help="side of the frames rendered for evaluation (validation, test, predict) when it differs from "
         "--input_size: pyskl trains PoseConv3D at 56 and tests at 64 (the network pools globally); None: --input_size",
     )
-    g.add_argument("--num_clips", type=int, default=1, help="clips per test video, probabilities averaged (pyskl)")
+    g.add_argument(
+        "--num_clips", type=positive_int, default=1, help="clips per test video, probabilities averaged (pyskl)"
+    )
     g.add_argument("--test_flip", action="store_true", help="also test on the horizontally flipped clip (pyskl double)")
-    g.add_argument("--max_persons", type=int, default=2, help="persons kept per clip (most confident), zero-padded")
-    g.add_argument("-j", "--workers", type=int, default=2, help="data loading worker processes")
+    g.add_argument(
+        "--max_persons", type=positive_int, default=2, help="persons kept per clip (most confident), zero-padded"
+    )
+    g.add_argument("--workers", "-j", type=nonnegative_int, default=2, help="data loading worker processes")
     g.add_argument(
         "--val_fraction",
-        type=finite_float,
+        type=fraction,
         default=0.1,
         help="part of the training clips held out (whole subjects where the clip names carry them) to choose the "
         "best epoch; the test split is scored only at the end, with the chosen and the last checkpoint",
@@ -234,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint of --sweep_checkpoints (or the --evaluate one) to the run directory, and sweep_probs.npz (those of "
         "every row of its robustness sweep), for scripts/fuse.py (--sweep)",
     )
-    g.add_argument("--synthetic_clips", type=int, default=8, help="synthetic data: clips per class and per subject")
-    g.add_argument("--synthetic_seed", type=int, default=0, help="synthetic data: generator seed")
+    g.add_argument(
+        "--synthetic_clips", type=positive_int, default=8, help="synthetic data: clips per class and per subject"
+    )
+    g.add_argument("--synthetic_seed", type=seed_int, default=0, help="synthetic data: generator seed")
 
     g = p.add_argument_group(
         "augmentation",
@@ -244,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--aug_rotate",
-        type=finite_float,
+        type=angle,
         default=0.0,
         metavar="DEG",
         help="rotate each clip about its centre by U(-DEG, DEG) degrees about each axis (3D) or in the image plane "
@@ -252,21 +265,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--aug_scale",
-        type=finite_float,
+        type=fraction,
         default=0.0,
         metavar="S",
         help="scale each axis by 1 + U(-S, S) (pyskl's RandomScale), about the clip's centre",
     )
     g.add_argument(
         "--aug_shear",
-        type=finite_float,
+        type=fraction,
         default=0.0,
         metavar="S",
         help="shear: each off-diagonal entry of the shear matrix U(-S, S) (CTR-GCN's shear)",
     )
     g.add_argument(
         "--aug_temporal_crop",
-        type=finite_float,
+        type=kept_fraction,
         default=1.0,
         metavar="MIN_FRACTION",
         help="keep a random contiguous crop of U(MIN_FRACTION, 1) of the frames, resampled to --clip_len (1: off)",
@@ -282,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override backbone constructor arguments, e.g. --model_cfg depth=2 dim_feat=64",
     )
-    g.add_argument("--dropout", type=finite_float, default=0.5, help="dropout before the classifier")
+    g.add_argument("--dropout", type=fraction, default=0.5, help="dropout before the classifier")
     g.add_argument("--pretrained", default=None, help="backbone weights to fine-tune from (pyskl, MotionBERT, ours)")
     g.add_argument("--tune_from", default=None, help="whole-model weights; a new head if the class count differs")
     g.add_argument(
@@ -291,10 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow --pretrained/--tune_from/--resume/--evaluate files that need full unpickling (trusted files only)",
     )
     g.add_argument("--arch", default="resnet18", choices=["resnet18", "resnet50"], help="TSM: 2D ResNet depth")
-    g.add_argument("--num_segments", type=int, default=8, help="TSM: frames per clip")
-    g.add_argument("--second_segments", type=int, default=None, help="TSM: frames of the second view (= num_segments)")
+    g.add_argument("--num_segments", type=positive_int, default=8, help="TSM: frames per clip")
+    g.add_argument(
+        "--second_segments", type=positive_int, default=None, help="TSM: frames of the second view (= num_segments)"
+    )
     g.add_argument("--shift", action="store_true", help="TSM: temporal shift")
-    g.add_argument("--shift_div", type=int, default=8, help="TSM: 1/shift_div of the channels shift each way")
+    g.add_argument("--shift_div", type=shift_divisor, default=8, help="TSM: 1/shift_div of the channels shift each way")
     g.add_argument("--shift_place", default="blockres", choices=["block", "blockres"], help="TSM: where to shift")
     g.add_argument("--consensus_type", default="avg", choices=["avg"], help="TSM: how frame logits are combined")
     g.add_argument("--npb", "--no_partialbn", dest="partial_bn", action="store_false", help="TSM: no partial BatchNorm")
@@ -302,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("noise")
     g.add_argument(
         "--noise_alpha",
-        type=finite_float,
+        type=alpha_level,
         default=0.1,
         help="std of the Gaussian joint noise of the second view, as a fraction of the frame's mean side",
     )
@@ -342,19 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--eval_alphas",
-        type=finite_float,
+        type=alpha_level,
         nargs="+",
         default=list(DEFAULT_EVAL_ALPHAS),
         help="jitter levels (Gaussian noise alpha) of the robustness evaluation, besides the suite",
     )
 
     g = p.add_argument_group("loss")
-    g.add_argument("--gamma", type=finite_float, default=5.0, help="weight of the instance contrastive loss")
-    g.add_argument("--gamma2", type=finite_float, default=0.0, help="weight of the group contrastive loss")
+    g.add_argument("--gamma", type=nonnegative_float, default=5.0, help="weight of the instance contrastive loss")
+    g.add_argument("--gamma2", type=nonnegative_float, default=0.0, help="weight of the group contrastive loss")
     g.add_argument("--use_group_contrastive", action="store_true", help="compute the group contrastive loss")
     g.add_argument(
         "--gamma_ramp",
-        type=int,
+        type=nonnegative_int,
         default=0,
         metavar="EPOCHS",
         help="raise gamma, gamma2 and consistency_weight linearly over the first EPOCHS epochs that compare views "
@@ -371,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature",
         "--Temperature",
         dest="temperature",
-        type=finite_float,
+        type=positive_float,
         default=0.5,
         help="contrastive temperature",
     )
@@ -394,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["none", "js", "kl"],
         help="consistency between the two views' class distributions: Jensen-Shannon (AugMix) or KL to the clean view",
     )
-    g.add_argument("--consistency_weight", type=finite_float, default=1.0, help="weight of the consistency term")
+    g.add_argument("--consistency_weight", type=nonnegative_float, default=1.0, help="weight of the consistency term")
     g.add_argument(
         "--no_detach_clean",
         action="store_true",
@@ -404,31 +419,35 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("semi-supervised")
     g.add_argument(
         "--percentage",
-        type=finite_float,
+        type=fraction,
         default=0.0,
         help="UNLABELLED fraction of the training set (TCL's meaning): 0.95 keeps labels for 5%% of the clips",
     )
     g.add_argument("--strategy", default="classwise", choices=["classwise", "overall"], help="how labels are kept")
-    g.add_argument("--mu", type=int, default=1, help="unlabelled batch = mu x labelled batch")
-    g.add_argument("--sup_thresh", type=int, default=0, help="first epochs trained with cross-entropy only")
+    g.add_argument("--mu", type=positive_int, default=1, help="unlabelled batch = mu x labelled batch")
+    g.add_argument("--sup_thresh", type=nonnegative_int, default=0, help="first epochs trained with cross-entropy only")
     g.add_argument("--use_finetuning", action="store_true", help="TCL's pseudo-label fine-tuning stage")
-    g.add_argument("--finetune_start_epoch", type=int, default=400, help="first epoch of the fine-tuning stage")
-    g.add_argument("--gamma_finetune", type=finite_float, default=1.0, help="weight of the pseudo-label loss")
-    g.add_argument("--threshold", type=finite_float, default=0.8, help="pseudo-label confidence threshold")
+    g.add_argument(
+        "--finetune_start_epoch", type=nonnegative_int, default=400, help="first epoch of the fine-tuning stage"
+    )
+    g.add_argument("--gamma_finetune", type=nonnegative_float, default=1.0, help="weight of the pseudo-label loss")
+    g.add_argument("--threshold", type=kept_fraction, default=0.8, help="pseudo-label confidence threshold")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=20, help="training epochs")
-    g.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=16, help="labelled clips per step")
-    g.add_argument("--valbatchsize", type=int, default=16, help="clips per evaluation step")
+    g.add_argument("--epochs", type=positive_int, default=20, help="training epochs")
+    g.add_argument(
+        "--batch-size", "-b", dest="batch_size", type=positive_int, default=16, help="labelled clips per step"
+    )
+    g.add_argument("--valbatchsize", type=positive_int, default=16, help="clips per evaluation step")
     g.add_argument(
         "--lr",
-        type=finite_float,
+        type=positive_float,
         default=0.1,
         help="PoseConv3D, TSM: SGD learning rate, decayed per step by --lr_type",
     )
     g.add_argument(
         "--lr_batch",
-        type=int,
+        type=nonnegative_int,
         default=0,
         help="the total batch the learning rates (--lr, --lr_backbone1, --lr_head1) are given for: they are scaled "
         "linearly to the run's total batch, lr x (-b x world size) / lr_batch (e.g. 0.4 for 256 is 0.05 at -b 32 "
@@ -437,40 +456,44 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr_type", default="cos", choices=["cos", "step"], help="SGD schedule: cosine or step")
     g.add_argument(
         "--warmup_epochs",
-        type=finite_float,
+        type=nonnegative_float,
         default=0.0,
         help="learning rates rise linearly over the first EPOCHS epochs (per step; SGD and AdamW; 0: off)",
     )
     g.add_argument(
         "--label_smoothing",
-        type=finite_float,
+        type=fraction,
         default=0.0,
         help="label smoothing of the cross-entropy on labelled clips (0: off)",
     )
-    g.add_argument("--lr_steps", type=int, nargs="+", default=[50, 100], help="step schedule: epochs x0.1")
-    g.add_argument("--momentum", type=finite_float, default=0.9, help="SGD momentum")
+    g.add_argument("--lr_steps", type=positive_int, nargs="+", default=[50, 100], help="step schedule: epochs x0.1")
+    g.add_argument("--momentum", type=fraction, default=0.9, help="SGD momentum")
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True, help="SGD with Nesterov momentum")
     g.add_argument(
-        "--wd", "--weight-decay", dest="weight_decay", type=finite_float, default=3e-4, help="SGD weight decay"
+        "--wd", "--weight-decay", dest="weight_decay", type=nonnegative_float, default=3e-4, help="SGD weight decay"
     )
     g.add_argument(
-        "--lr_backbone1", type=finite_float, default=1e-4, help="MotionBERT: AdamW learning rate of the backbone"
+        "--lr_backbone1", type=positive_float, default=1e-4, help="MotionBERT: AdamW learning rate of the backbone"
     )
-    g.add_argument("--lr_head1", type=finite_float, default=1e-3, help="MotionBERT: AdamW learning rate of the head")
-    g.add_argument("--lr_decay1", type=finite_float, default=0.99, help="MotionBERT: learning rates x this every epoch")
-    g.add_argument("--weight_decay1", type=finite_float, default=0.01, help="MotionBERT: AdamW weight decay")
+    g.add_argument("--lr_head1", type=positive_float, default=1e-3, help="MotionBERT: AdamW learning rate of the head")
     g.add_argument(
-        "--gd", "--clip-gradient", dest="gd", type=finite_float, default=20.0, help="max gradient norm (0: off)"
+        "--lr_decay1", type=kept_fraction, default=0.99, help="MotionBERT: learning rates x this every epoch"
+    )
+    g.add_argument("--weight_decay1", type=nonnegative_float, default=0.01, help="MotionBERT: AdamW weight decay")
+    g.add_argument(
+        "--gd", "--clip-gradient", dest="gd", type=nonnegative_float, default=20.0, help="max gradient norm (0: off)"
     )
 
     g = p.add_argument_group("runtime")
-    g.add_argument("--seed", type=int, default=0, help="seed of everything random")
+    g.add_argument("--seed", type=seed_int, default=0, help="seed of everything random")
     g.add_argument("--run_dir", default="runs", help="parent folder of run directories")
     g.add_argument("--name", default=None, help="run directory name (default: derived from the flags)")
     g.add_argument("--resume", default=None, help="checkpoint to resume; a run directory's last.pt resumes by itself")
-    g.add_argument("-e", "--evaluate", default=None, metavar="CKPT", help="only run the robustness evaluation")
+    g.add_argument("--evaluate", "-e", default=None, metavar="CKPT", help="only run the robustness evaluation")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    g.add_argument("--gpus", type=int, nargs="+", default=None, help="GPU ids (TCL); one process uses the first")
+    g.add_argument(
+        "--gpus", type=nonnegative_int, nargs="+", default=None, help="GPU ids (TCL); one process uses the first"
+    )
     g.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="mixed precision (CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--channels_last", action="store_true", help="channels-last 3D memory format (CUDA)")
@@ -480,14 +503,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads of the training process; auto: the cores this process may use minus data workers and "
         "other jobs' load, at most 8 (utils/threads.py); default: auto",
     )  # fmt: skip
-    g.add_argument("--print-freq", "-p", dest="print_freq", type=int, default=20, help="log every N steps")
-    g.add_argument("--eval-freq", "-ef", dest="eval_freq", type=int, default=1, help="evaluate every N epochs")
+    g.add_argument("--print-freq", "-p", dest="print_freq", type=positive_int, default=20, help="log every N steps")
+    g.add_argument("--eval-freq", "-ef", dest="eval_freq", type=positive_int, default=1, help="evaluate every N epochs")
     g.add_argument(
-        "--max_steps", type=int, default=0, help="stop each epoch after N steps (0: full epochs; smoke tests)"
+        "--max_steps",
+        type=nonnegative_int,
+        default=0,
+        help="stop each epoch after N steps (0: full epochs; smoke tests)",
     )
     g.add_argument(
         "--ckpt_every",
-        type=finite_float,
+        type=nonnegative_float,
         default=0.0,
         metavar="MINUTES",
         help="also write last.pt inside an epoch every MINUTES (fractions allowed), with the position, so that a "
@@ -519,8 +545,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace, err) -> None:
-    """Reject flag values and combinations that cannot work: err(message) stops with one line (exit 2)."""
-    check_ranges(args, err)
+    """Reject flag combinations that cannot work (each value's range is its converter's, checked as it is
+    parsed): err(message) stops with one line (exit 2)."""
     spec = model_spec(MODEL_TYPES[args.model_type])
     if args.keypoints == "3d" and not args.ann_file and CATALOG[args.dataset].ann_file_3d is None:
         err(f"--keypoints 3d reads NTU's 3D file; {args.dataset} has none: pass --ann_file")
@@ -538,8 +564,6 @@ def check_args(args: argparse.Namespace, err) -> None:
         err("the noisy view shares the clean view's frames: --second_segments must equal --num_segments")
     if args.model_type == "tsm" and args.clip_len not in (None, args.num_segments):
         err("TSM reads --num_segments frames per clip: leave --clip_len unset or equal to it")
-    if args.use_finetuning and not 0 < args.threshold <= 1:
-        err("--threshold must be in (0, 1]")
     if args.use_finetuning and args.percentage == 0:
         err("--use_finetuning pseudo-labels the unlabelled clips: set --percentage > 0")
     starts_from = args.pretrained or args.tune_from or args.evaluate  # fine-tuning's starting point, or none needed
@@ -548,6 +572,8 @@ def check_args(args: argparse.Namespace, err) -> None:
     if args.evaluate and args.resume:
         err("--evaluate and --resume exclude each other")
     check_streams(args, err)
+    if spec.optimizer == "sgd" and args.nesterov and args.momentum == 0:
+        err("Nesterov momentum needs --momentum > 0: pass --no-nesterov for plain SGD")
     if args.amp == "fp16" and args.device == "cpu":
         err("--amp fp16 needs CUDA; use --amp bf16 or none on the CPU")
     if args.stream != "joint" and spec.reads != "joints" and args.input_f != "Skeleton":
@@ -592,39 +618,6 @@ def check_streams(args: argparse.Namespace, err) -> None:
         or sum(weights) <= 0
     ):
         err(f"--fusion_weights needs one finite weight >= 0 per stream ({len(args.streams)}), not all 0")
-
-
-def check_ranges(args: argparse.Namespace, err) -> None:
-    """Reject numeric flags outside their meaningful range: err(message) stops with one line (exit 2)."""
-    if not 0.0 <= args.val_fraction < 1.0:
-        err(f"--val_fraction must be in [0, 1), got {args.val_fraction}")
-    if not 0.0 <= args.percentage < 1.0:
-        err(f"--percentage is the unlabelled fraction and must be in [0, 1), got {args.percentage}")
-    if args.noise_alpha < 0 or any(a < 0 for a in args.eval_alphas):
-        err("--noise_alpha and --eval_alphas must be >= 0")
-    if args.lr_batch < 0:
-        err("--lr_batch is a number of clips (0: learning rates used as given)")
-    for name in ("batch_size", "valbatchsize", "epochs", "mu", "num_clips", "input_size", "max_persons"):
-        if getattr(args, name) < 1:
-            err(f"--{name} must be >= 1")
-    if args.ckpt_every < 0:
-        err(f"--ckpt_every counts minutes and must be >= 0 (0: every epoch only), got {args.ckpt_every}")
-    if args.warmup_epochs < 0 or not 0 <= args.label_smoothing < 1:
-        err("--warmup_epochs must be >= 0 and --label_smoothing in [0, 1)")
-    if args.gamma_ramp < 0 or args.sup_thresh < 0:
-        err("--gamma_ramp and --sup_thresh count epochs and must be >= 0")
-    if not 0 <= args.aug_rotate <= 180:
-        err(f"--aug_rotate is an angle in [0, 180] degrees, got {args.aug_rotate}")
-    if not (0 <= args.aug_scale < 1 and 0 <= args.aug_shear < 1):
-        err(f"--aug_scale and --aug_shear must be in [0, 1), got {args.aug_scale} and {args.aug_shear}")
-    if not 0 < args.aug_temporal_crop <= 1:
-        err(f"--aug_temporal_crop is the smallest fraction of frames kept, in (0, 1], got {args.aug_temporal_crop}")
-    if args.test_input_size is not None and args.test_input_size < 1:
-        err("--test_input_size must be >= 1")
-    if args.clip_len is not None and args.clip_len < 1:
-        err("--clip_len must be >= 1")
-    if args.in_channels is not None and args.in_channels < 1:
-        err("--in_channels must be >= 1")
 
 
 def given_flags(argv: list[str] | None) -> set[str]:
@@ -741,7 +734,7 @@ def run_name(args: argparse.Namespace) -> str:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    p = Parser(
+    p = OneLineParser(
         prog="main.py predict",
         description="Top-5 action classes of each clip of a pyskl pickle, an NTU .skeleton file, per-clip files or "
         "a video; with labels, the accuracy and a confusion matrix.",
@@ -756,7 +749,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--num_clips",
-        type=int,
+        type=positive_int,
         default=None,
         help="clips sampled per video, probabilities averaged (default: as in training)",
     )
@@ -770,14 +763,18 @@ def build_predict_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--img_shape",
         nargs=2,
-        type=int,
+        type=positive_int,
         default=None,
         metavar=("H", "W"),
         help="frame size of 2D per-clip files without an 'img_shape' field (as main.py convert folder --img_shape)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
-    p.add_argument("-b", "--batch_size", type=int, default=16, help="clips per forward pass (default: %(default)s)")
-    p.add_argument("-j", "--workers", type=int, default=0, help="data loading worker processes (default: %(default)s)")
+    p.add_argument(
+        "--batch_size", "-b", type=positive_int, default=16, help="clips per forward pass (default: %(default)s)"
+    )
+    p.add_argument(
+        "--workers", "-j", type=nonnegative_int, default=0, help="data loading worker processes (default: %(default)s)"
+    )
     p.add_argument(
         "--trust_checkpoint",
         action="store_true",
@@ -793,12 +790,5 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
 
 def parse_predict_args(argv: list[str] | None) -> PredictOptions:
-    parser = build_predict_parser()
-    args = parser.parse_args(argv)
-    if args.num_clips is not None and args.num_clips < 1:
-        parser.error("--num_clips must be >= 1")
-    if args.batch_size < 1 or args.workers < 0:
-        parser.error("--batch_size must be >= 1 and --workers >= 0")
-    if args.img_shape is not None and min(args.img_shape) < 1:
-        parser.error("--img_shape H W must be positive")
-    return PredictOptions(**vars(args))
+    """Parse predict's flags (each checked by its converter as it is parsed; exit code 2 and one line)."""
+    return PredictOptions(**vars(build_predict_parser().parse_args(argv)))

@@ -61,7 +61,8 @@ from datasets.store.annotations import KeypointStore, load_pickle, pack_annotati
 from datasets.store.layouts import Layout, choose_layout, definition  # noqa: E402
 from engine.config import EvalConfig  # noqa: E402
 from engine.evaluate import sweep_points  # noqa: E402
-from opts import DEFAULT_EVAL_ALPHAS, finite_float  # noqa: E402
+from opts import DEFAULT_EVAL_ALPHAS  # noqa: E402
+from utils.argtypes import finite_float  # noqa: E402
 from utils.atomic import atomic_write, check_writable, write_text  # noqa: E402
 from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 from utils.runtime import git_revision  # noqa: E402

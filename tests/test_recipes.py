@@ -279,7 +279,7 @@ def test_nesterov_flag_reaches_the_optimiser():
         ),
         (["ntu120", "--recipe", "motionbert_ntu60_xsub_ft"], "is for ntu60, not ntu120"),
         (["ntu60", "--recipe", "motionbert_ntu60_xsub_ft"], "pass --pretrained FILE"),
-        (["ntu60", "--lr_batch", "-1"], "--lr_batch is a number of clips"),
+        (["ntu60", "--lr_batch", "-1"], "argument --lr_batch: must be an integer >= 0, got -1"),
     ],
 )
 def test_recipe_errors_are_one_line(argv, message, capsys):

@@ -50,6 +50,7 @@ class OneLineParser(argparse.ArgumentParser):
     usage block before the line that matters. Its subparsers (add_subparsers) are of the same class."""
 
     def error(self, message: str):
+        message = "\\n".join(message.splitlines())  # a value holding a line break stays on the one line
         self.exit(USER_ERROR_EXIT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
