@@ -18,7 +18,7 @@ from datasets.pipeline.augment import AugmentConfig
 from datasets.pipeline.clips import JOINTS, READS
 from datasets.pipeline.motionbert_prep import JOINT_ORDERS
 from datasets.store.layouts import Layout, definition, get_layout
-from models import ModelSpec, model_spec
+from models import ModelSpec, check_kwargs, model_spec
 from utils.errors import UserError
 
 
@@ -116,7 +116,8 @@ def resolve_run_config(
     stream: the input stream of coordinate inputs (Skeleton, MotionBERT): joints, bones or their motions.
     test_input_size: side of the rendered frames at evaluation (None: input_size; pyskl trains at 56, tests at 64).
     visibility: a seen / missing channel per joint in a coordinate input (Skeleton volumes, graph networks).
-    Raises UserError (one line) for a combination that cannot work.
+    Raises UserError (one line) for a combination that cannot work, and for `model_kwargs` the backbone's
+    constructor rejects: the model is built once here, on the meta device, before anything is written.
     """
     spec = model_spec(model_name)
     fmt = "Heatmap" if input_format == "NCTHW_Heatmap" else input_format
@@ -130,6 +131,13 @@ def resolve_run_config(
     size = _input_kwargs(spec, fmt, layout, max_persons, in_channels, depth, visibility)
     cfg = {"num_classes": num_classes, "dropout": dropout, **size}
     cfg.update(model_kwargs or {})
+    try:
+        check_kwargs(model_name, **cfg)
+    except ValueError as e:
+        if not model_kwargs:  # the arguments derived from the data alone: a bug, not the user's
+            raise
+        given = " ".join(f"{k}={v}".replace(" ", "") for k, v in model_kwargs.items())
+        raise UserError(f"--model_cfg {given}: {e}") from e
     return RunConfig(
         model_name=model_name,
         model_cfg=cfg,

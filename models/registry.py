@@ -13,9 +13,11 @@ The engine reads the spec and never a backbone's name.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 # What a model reads (READS), and how a model of joint coordinates wants its clips prepared (JOINTS_PREPS:
@@ -129,3 +131,24 @@ def create_model(name: str, **kwargs) -> nn.Module:
     if unknown:
         raise TypeError(f"{name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(spec.kwargs())}")
     return spec.factory(**kwargs)
+
+
+def check_kwargs(name: str, **kwargs) -> None:
+    """Build the model registered as `name` with `kwargs` on PyTorch's meta device (shapes only: no memory, in
+    milliseconds) and raise ValueError, one line, when its constructor rejects them (whatever it raises) or they
+    leave a layer without weights (a width of 0, which fails only in the first forward pass). A constructor
+    that cannot run on the meta device (it reads a tensor's values) is tried again on the CPU."""
+    try:
+        with warnings.catch_warnings():  # a probe: its warnings (zero-element tensors) would be the run's
+            warnings.simplefilter("ignore")
+            try:
+                with torch.device("meta"):
+                    model = create_model(name, **kwargs)
+            except Exception:  # a meta-device limitation, or the constructor's own refusal
+                model = create_model(name, **kwargs)
+    except Exception as e:  # whatever the constructor raises, it is about these values
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"{name} cannot be built: {message}") from e
+    empty = [(k, tuple(p.shape)) for k, p in model.named_parameters() if p.numel() == 0]
+    if empty:
+        raise ValueError(f"{name} would have a layer without weights ({empty[0][0]} of shape {empty[0][1]})")

@@ -183,6 +183,16 @@ CASES = [
      "joint coordinates"),
     ("model_cfg_unknown", "main", lambda c: train(c, "--model_cfg", "nonsense=3"), "not an argument"),
     ("model_cfg_no_value", "main", lambda c: train(c, "--model_cfg", "base_channels"), "KEY=VALUE"),
+    # --model_cfg values the backbone's constructor refuses, found by building it (on the meta device) as the
+    # run is resolved, before its directory is made: a new run's name, so that a folder made would show
+    ("model_cfg_negative_width", "main", lambda c: c.base("fresh", "--model_cfg", "base_channels=-1"),
+     "--model_cfg base_channels=-1: poseconv3d cannot be built: Trying to create tensor with negative dimension"),
+    ("model_cfg_zero_width", "main", lambda c: c.base("fresh", "--model_cfg", "base_channels=0"),
+     "--model_cfg base_channels=0: poseconv3d would have a layer without weights"),
+    ("model_cfg_wrong_type", "main", lambda c: c.base("fresh", "--model_cfg", "stage_blocks=5"),
+     "--model_cfg stage_blocks=5: poseconv3d cannot be built: object of type 'int' has no len()"),
+    ("model_cfg_heads", "main", lambda c: c.base("fresh", "--model_type", "motionbert", "--model_cfg", "num_heads=3"),
+     "motionbert cannot be built: dim_feat=512 must be divisible by num_heads=3"),
     ("corruption_unknown", "main", lambda c: train(c, "--eval_corruptions", "earthquake"), "--eval_corruptions"),
     ("ckpt_every_negative", "main", lambda c: train(c, "--ckpt_every", "-1"), "--ckpt_every"),
     ("ckpt_every_nan", "main", lambda c: train(c, "--ckpt_every", "nan"), "finite number"),

@@ -1,6 +1,7 @@
 """Every numeric flag of main.py and predict is checked as it is parsed, by a range converter
 (utils/argtypes.py): a value outside its range stops the parser with exit code 2 and one line that names
-the flag and the range. Parsing runs in this process (opts.parse_args), so these tests take seconds."""
+the flag and the range; --model_cfg values are checked by building the backbone on the meta device as the
+run is resolved. Parsing runs in this process (opts.parse_args), so these tests take seconds."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import io
 
 import pytest
 
+from datasets.store.layouts import COCO17
+from engine.config import resolve_run_config
+from models import check_kwargs, list_models
 from opts import build_parser, build_predict_parser, parse_args, parse_cfg_item, parse_predict_args
 from utils.argtypes import finite_float, float_range, fraction, int_range, positive_int, probability, seed_int
+from utils.errors import UserError
 from utils.threads import parse_threads
 
 
@@ -160,3 +165,37 @@ def test_the_edges_of_the_ranges_parse():
 def test_predict_flags_are_checked_as_they_are_parsed(argv, fragment):
     line = parse_error(parse_predict_args, ["--checkpoint", "c.pt", "--input", "x.pkl", *argv])
     assert fragment in line and line.startswith("main.py predict: error: "), line
+
+
+# -- --model_cfg: its values checked against the backbone's constructor as the run is resolved
+
+
+def test_every_backbone_builds_on_the_meta_device_with_its_defaults():
+    for name in list_models():
+        check_kwargs(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "fragment"),
+    [
+        ("poseconv3d", {"base_channels": -1}, "poseconv3d cannot be built: Trying to create tensor with negative"),
+        ("poseconv3d", {"base_channels": 0}, "poseconv3d would have a layer without weights (backbone.conv1"),
+        ("poseconv3d", {"stage_blocks": (1,)}, "stage_blocks (1,) has fewer than 3 entries"),
+        ("motionbert", {"num_heads": 3}, "dim_feat=512 must be divisible by num_heads=3"),
+        ("stgcn", {"base_channels": 0}, "stgcn would have a layer without weights"),
+        ("tsm", {"shift_div": 1}, "shift_div must be >= 2"),
+    ],
+)
+def test_a_value_the_constructor_refuses_is_one_line(name, kwargs, fragment):
+    with pytest.raises(ValueError) as e:
+        check_kwargs(name, **kwargs)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resolving_the_run_names_model_cfg():
+    kw = {"input_format": "Skeleton", "layout": COCO17, "num_joints": 17, "coord_dim": 2, "num_classes": 5,
+          "dropout": 0.5, "clip_len": 8, "input_size": 32, "max_persons": 2}  # fmt: skip
+    with pytest.raises(UserError, match=r"^--model_cfg base_channels=0 stage_blocks=\(1,1,1\): poseconv3d would"):
+        resolve_run_config("poseconv3d", model_kwargs={"base_channels": 0, "stage_blocks": (1, 1, 1)}, **kw)
+    cfg = resolve_run_config("poseconv3d", model_kwargs={"base_channels": 4, "stage_blocks": (1, 1, 1)}, **kw)
+    assert cfg.model_cfg["base_channels"] == 4
