@@ -108,6 +108,43 @@ def _shown(value) -> str:
     return str(value)
 
 
+# The flags a newcomer needs first, by destination: `main.py --help` shows these sections and points to
+# `--help_all`, which lists every flag in the parser's groups.
+SHORT_HELP = {
+    "what to train on": ("dataset", "data_root", "ann_file"),
+    "model": ("model_type", "input_f"),
+    "training": ("epochs", "batch_size", "lr", "seed", "workers", "device"),
+    "robustness objective": ("gamma", "noise_alpha", "ce_views", "train_corruptions"),
+    "evaluation and runs": ("evaluate", "eval_corruptions", "run_dir", "name", "resume"),
+}
+
+
+def short_help(parser: argparse.ArgumentParser) -> str:
+    """The help text of SHORT_HELP's flags, in its sections, ending with the pointer to --help_all."""
+    actions = {a.dest: a for a in parser._actions}
+    fmt = parser._get_formatter()
+    fmt.add_usage("%(prog)s DATASET [options]", [], [])
+    fmt.add_text(parser.description)
+    for title, dests in SHORT_HELP.items():
+        fmt.start_section(title)
+        fmt.add_arguments([actions[d] for d in dests])
+        fmt.end_section()
+    fmt.add_text(parser.epilog)
+    fmt.add_text("full list: --help_all")
+    return fmt.format_help()
+
+
+class ShortHelp(argparse.Action):
+    """-h/--help: print `short_help` and exit, as argparse's own help action does with the full text."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(short_help(parser), sys.stdout)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="main.py",
@@ -117,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         "uses instead: "
         + ", ".join(f"{_flag(k)} {_shown(v)}" for k, v in DATASET_DEFAULTS[("synthetic", "poseconv")].items())
         + " (a demo that runs in minutes on a CPU)",
+        add_help=False,  # -h/--help is the short help (SHORT_HELP), --help_all argparse's full one
     )
+    p.add_argument("-h", "--help", action=ShortHelp, help="show the flags that matter first and exit")
+    p.add_argument("--help_all", action="help", help="show every flag and exit")
     p.add_argument("dataset", choices=sorted(CATALOG), help="dataset; 'synthetic' is built in and needs no download")
     p.add_argument(
         "modality",

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python}
 if [[ $# -lt 1 || $1 == -* ]]; then
-    echo "usage: scripts/reproduce_ntu.sh RECIPE [main.py flags...] (recipes: python main.py --help, --recipe)" >&2
+    echo "usage: scripts/reproduce_ntu.sh RECIPE [main.py flags...] (recipes: python main.py --help_all, --recipe)" >&2
     exit 2
 fi
 recipe=$1

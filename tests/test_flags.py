@@ -14,7 +14,7 @@ import pytest
 from datasets.store.layouts import COCO17
 from engine.config import resolve_run_config
 from models import check_kwargs, list_models
-from opts import build_parser, build_predict_parser, parse_args, parse_cfg_item, parse_predict_args
+from opts import SHORT_HELP, build_parser, build_predict_parser, parse_args, parse_cfg_item, parse_predict_args
 from utils.argtypes import finite_float, float_range, fraction, int_range, positive_int, probability, seed_int
 from utils.errors import UserError
 from utils.threads import parse_threads
@@ -199,3 +199,32 @@ def test_resolving_the_run_names_model_cfg():
         resolve_run_config("poseconv3d", model_kwargs={"base_channels": 0, "stage_blocks": (1, 1, 1)}, **kw)
     cfg = resolve_run_config("poseconv3d", model_kwargs={"base_channels": 4, "stage_blocks": (1, 1, 1)}, **kw)
     assert cfg.model_cfg["base_channels"] == 4
+
+
+# -- --help: the flags that matter first; --help_all: every flag
+
+
+def help_text(capsys, flag: str) -> str:
+    with pytest.raises(SystemExit) as e:
+        parse_args([flag])
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_shows_the_flags_that_matter_first_and_points_to_help_all(capsys):
+    text = help_text(capsys, "--help")
+    assert text.strip().endswith("full list: --help_all") and text.startswith("usage: main.py DATASET [options]")
+    shown = [a for a in build_parser()._actions if a.dest in {d for ds in SHORT_HELP.values() for d in ds}]
+    assert 15 <= len(shown) <= 25
+    for action in shown:
+        assert (action.option_strings or [action.metavar or "{"])[0] in text, action.dest
+    assert "--aug_shear" not in text and "--lr_backbone1" not in text
+    assert len(text.splitlines()) < len(help_text(capsys, "--help_all").splitlines()) / 4
+
+
+def test_help_all_lists_every_flag(capsys):
+    text = help_text(capsys, "--help_all")
+    assert text == build_parser().format_help()
+    for action in build_parser()._actions:
+        for option in action.option_strings:
+            assert option in text, option
