@@ -116,8 +116,7 @@ def resolve_run_config(
     stream: the input stream of coordinate inputs (Skeleton, MotionBERT): joints, bones or their motions.
     test_input_size: side of the rendered frames at evaluation (None: input_size; pyskl trains at 56, tests at 64).
     visibility: a seen / missing channel per joint in a coordinate input (Skeleton volumes, graph networks).
-    Raises UserError (one line) for a combination that cannot work, and for `model_kwargs` the backbone's
-    constructor rejects: the model is built once here, on the meta device, before anything is written.
+    Raises UserError (one line) for a combination that cannot work, or `model_kwargs` the backbone rejects.
     """
     spec = model_spec(model_name)
     fmt = "Heatmap" if input_format == "NCTHW_Heatmap" else input_format
@@ -129,15 +128,7 @@ def resolve_run_config(
         raise UserError(f"--visibility is a channel of coordinate inputs: --input_f Skeleton or a graph network, "
                         f"not {model_name} on {fmt}")  # fmt: skip
     size = _input_kwargs(spec, fmt, layout, max_persons, in_channels, depth, visibility)
-    cfg = {"num_classes": num_classes, "dropout": dropout, **size}
-    cfg.update(model_kwargs or {})
-    try:
-        check_kwargs(model_name, **cfg)
-    except ValueError as e:
-        if not model_kwargs:  # the arguments derived from the data alone: a bug, not the user's
-            raise
-        given = " ".join(f"{k}={v}".replace(" ", "") for k, v in model_kwargs.items())
-        raise UserError(f"--model_cfg {given}: {e}") from e
+    cfg = _model_cfg(model_name, {"num_classes": num_classes, "dropout": dropout, **size}, model_kwargs or {})
     return RunConfig(
         model_name=model_name,
         model_cfg=cfg,
@@ -156,6 +147,21 @@ def resolve_run_config(
         skeleton_depth=depth,
         visibility=visibility,
     )
+
+
+def _model_cfg(model_name: str, derived: dict, model_kwargs: dict) -> dict:
+    """The constructor arguments of the backbone: those `derived` from the data and flags, then `model_kwargs`
+    (its own flags and --model_cfg), checked by building it on the meta device (models.check_kwargs), so that a
+    value its constructor rejects is one line (UserError) before anything is written."""
+    cfg = {**derived, **model_kwargs}
+    try:
+        check_kwargs(model_name, **cfg)
+    except ValueError as e:
+        if not model_kwargs:  # the arguments derived from the data alone: a bug, not the user's
+            raise
+        given = " ".join(f"{k}={v}".replace(" ", "") for k, v in model_kwargs.items())
+        raise UserError(f"--model_cfg {given}: {e}") from e
+    return cfg
 
 
 def _input_kwargs(
