@@ -184,6 +184,7 @@ BAD_SAMPLES = [
         ["at least one person and one frame", "(2, 0, 17, 2)"],
     ),
     ("total_frames", _bad(total_frames=9), ["'total_frames' is 9", "5 frames"]),
+    ("total_frames_not_a_number", _bad(total_frames=[5]), ["'total_frames' must be a number of frames, got a list"]),
     (
         "nan_keypoint",
         _bad(keypoint=_nan_at(1, 2, 3)),
@@ -232,6 +233,10 @@ def test_sample_without_frame_dir_is_named_by_index() -> None:
         pack_annotations(_good_and(_bad(frame_dir=None)))
     with pytest.raises(AnnotationError, match=r"'#1'.*expected a dict, got list"):
         pack_annotations(_good_and([1, 2]))
+    # A name that is no string (an array, whose repr spans lines) is no name: the sample goes by its index.
+    with pytest.raises(AnnotationError, match=r"^sample '#1' \(index 1\): 'frame_dir' must be the clip's name, a "
+                       r"string, got a ndarray$"):  # fmt: skip
+        pack_annotations(_good_and(_bad(frame_dir=np.zeros((3, 3)))))
 
 
 def _one_line_error(data: dict, *fragments: str) -> None:
@@ -259,6 +264,8 @@ def test_files_that_are_not_pyskl_files_are_named(tmp_path: Path) -> None:
         ("list", [1, 2, 3], "expected a dict with 'annotations' (and 'split'), got a list of int"),
         ("keys", {"split": {}, "clips": []}, "got a dict without 'annotations' (keys: 'split', 'clips')"),
         ("anns", {"annotations": {"c0": {}}}, "its 'annotations' is a dict; expected a list of dicts"),
+        ("split", {"split": None, "annotations": []}, "its 'split' must map each split's name to a list of clip"),
+        ("members", {"split": {"train": [["c0"]]}, "annotations": []}, "got {'train': [['c0']]}"),
     ]:
         path = tmp_path / f"{name}.pkl"
         path.write_bytes(pickle.dumps(obj))
@@ -266,6 +273,9 @@ def test_files_that_are_not_pyskl_files_are_named(tmp_path: Path) -> None:
             load_pickle(path)
         msg = str(e.value)
         assert msg.startswith(f"{path} is not a pyskl annotation file: ") and fragment in msg and "\n" not in msg
+    (tmp_path / "p.pkl").write_bytes(b"P")  # pickle's own message spans two lines
+    with pytest.raises(AnnotationError, match=r"cannot unpickle \(UnpicklingError: A load persistent id .*, but no"):
+        load_pickle(tmp_path / "p.pkl")
     anns = [make_ann("c0", 1, 4, np.random.default_rng(0))]
     (tmp_path / "bare.pkl").write_bytes(pickle.dumps(anns))  # a bare list of annotations is still read
     assert load_pickle(tmp_path / "bare.pkl")["annotations"][0]["frame_dir"] == "c0"

@@ -1,16 +1,24 @@
-"""Fuzzing the command line (hypothesis): whatever a user types for a numeric flag (negative, zero,
+"""Fuzzing what a user hands the CLI (hypothesis). Whatever is typed for a numeric flag (negative, zero,
 huge, NaN, infinite, no number at all), main.py and predict either parse it into a value inside the flag's
-range or stop with exit code 2 and one line. Parsing runs in this process, a few milliseconds an example."""
+range or stop with exit code 2 and one line; whatever an annotation file holds (a pyskl file with fields
+replaced by other values, or any other structure, or bytes that are no pickle), the loader either packs it
+or raises a one-line UserError. In this process, a few milliseconds an example."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import math
+import pickle
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from datasets.store.annotations import load_pickle, pack_annotations
 from opts import build_parser, build_predict_parser, parse_args, parse_predict_args
+from utils.errors import UserError
 
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
@@ -82,3 +90,65 @@ def test_predict_flags_parse_into_their_range_or_stop_with_one_line(flag, value)
         return
     dest = next(a.dest for a in build_predict_parser()._actions if flag in a.option_strings)
     check_range(build_predict_parser(), flag, getattr(opts, dest))
+
+
+# -- annotation files
+
+KEYS = ["frame_dir", "label", "keypoint", "keypoint_score", "img_shape", "total_frames", "layout"]
+DELETE = object()  # a field left out
+SHAPES = st.lists(st.integers(0, 3), max_size=5).map(tuple)
+ARRAYS = st.builds(
+    np.full, SHAPES, st.sampled_from([0.0, 1.0, -2.5, math.nan, math.inf]), st.sampled_from([np.float32, np.float16])
+) | st.builds(np.zeros, SHAPES, st.sampled_from([np.int64, np.bool_]))
+LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=4), st.binary(max_size=4),
+                   ARRAYS)  # fmt: skip
+ANYTHING = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.tuples(inner, inner), st.dictionaries(st.sampled_from([*KEYS, "x"]), inner)
+    ),
+    max_leaves=6,
+)
+
+
+def clip(name: str) -> dict:
+    """A valid 2D clip of 3 joints and 4 frames, as pyskl writes one."""
+    return {"frame_dir": name, "label": 0, "keypoint": np.ones((1, 4, 3, 2), np.float32),
+            "keypoint_score": np.ones((1, 4, 3), np.float32), "img_shape": (8, 8), "total_frames": 4}  # fmt: skip
+
+
+def changed(base: dict, changes: dict) -> dict:
+    out = {**base, **changes}
+    return {k: v for k, v in out.items() if v is not DELETE}
+
+
+CLIPS = st.lists(
+    st.builds(
+        changed,
+        st.builds(clip, st.sampled_from(["a", "b"])),
+        st.dictionaries(st.sampled_from(KEYS), ANYTHING | st.just(DELETE), max_size=2),
+    ),
+    max_size=3,
+)
+FILES = st.one_of(
+    st.builds(
+        changed,
+        st.fixed_dictionaries({"split": st.just({"xsub_train": ["a"]}), "annotations": CLIPS}),
+        st.dictionaries(
+            st.sampled_from(["split", "annotations", "classes", "layout"]), ANYTHING | st.just(DELETE), max_size=2
+        ),
+    ),
+    ANYTHING,
+)
+
+
+@hypothesis.settings(max_examples=200, **FUZZ)
+@hypothesis.given(content=FILES | st.binary(max_size=64))
+def test_an_annotation_file_loads_or_is_one_line(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ann.pkl"
+        path.write_bytes(content if isinstance(content, bytes) else pickle.dumps(content))
+        try:
+            pack_annotations(load_pickle(path))
+        except UserError as e:
+            assert "\n" not in str(e) and str(e), repr(str(e))

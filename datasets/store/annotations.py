@@ -45,7 +45,8 @@ def load_pickle(path: str | Path, trusted: bool = False) -> dict:
     except safe_pickle.UnsafePickleError as e:
         raise AnnotationError(str(e)) from e
     except Exception as e:  # truncated or foreign files raise many different types
-        raise AnnotationError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); is it a pyskl .pkl?") from e
+        why = " ".join(str(e).split())  # pickle's own messages may span lines
+        raise AnnotationError(f"{path}: cannot unpickle ({type(e).__name__}: {why}); is it a pyskl .pkl?") from e
     # Some pyskl files are a bare list of annotation dicts with no split; a list of anything else is no
     # annotation file at all, and saying so beats naming its first element as a bad sample.
     if isinstance(data, list) and data and all(isinstance(a, dict) for a in data):
@@ -61,7 +62,14 @@ def load_pickle(path: str | Path, trusted: bool = False) -> dict:
         raise AnnotationError(
             f"{path} is not a pyskl annotation file: its 'annotations' is {got}; expected a list of dicts, one per clip"
         )
-    data.setdefault("split", {})
+    split = data.setdefault("split", {})
+    if not isinstance(split, dict) or not all(
+        isinstance(members, (list, tuple)) and all(isinstance(m, str) for m in members) for members in split.values()
+    ):
+        raise AnnotationError(
+            f"{path} is not a pyskl annotation file: its 'split' must map each split's name to a list of clip names "
+            f"(frame_dir), got {' '.join(repr(split).split()):.80}"
+        )
     return data
 
 
@@ -96,9 +104,11 @@ def release_freed_memory() -> bool:
 
 def _check_sample(i: int, ann: dict, num_classes: int | None) -> tuple[int, int]:
     """Validate one annotation; return its (V, C). Raises AnnotationError naming the sample."""
-    name = ann.get("frame_dir", f"#{i}") if isinstance(ann, dict) else f"#{i}"
+    name = ann.get("frame_dir") if isinstance(ann, dict) else None
+    name = name if isinstance(name, str) else f"#{i}"  # what else a file holds there may span lines
 
     def fail(msg: str) -> None:
+        msg = " ".join(msg.split())  # a value shown in it (an array's repr) may span lines
         raise AnnotationError(f"sample {name!r} (index {i}): {msg}")
 
     if not isinstance(ann, dict):
@@ -106,6 +116,8 @@ def _check_sample(i: int, ann: dict, num_classes: int | None) -> tuple[int, int]
     for key in ("frame_dir", "label", "keypoint"):
         if key not in ann:
             fail(f"missing key {key!r}")
+    if not isinstance(ann["frame_dir"], str):
+        fail(f"'frame_dir' must be the clip's name, a string, got a {type(ann['frame_dir']).__name__}")
     kp = ann["keypoint"]
     if not isinstance(kp, np.ndarray) or kp.ndim != 4:
         fail(f"'keypoint' must be a numpy array (M, T, V, C), got {getattr(kp, 'shape', type(kp))}")
@@ -116,8 +128,13 @@ def _check_sample(i: int, ann: dict, num_classes: int | None) -> tuple[int, int]
         fail(f"'keypoint' last axis must be 2 (x, y) or 3 (x, y, z), got {c}")
     if m < 1 or t < 1:
         fail(f"'keypoint' must have at least one person and one frame, got shape {kp.shape}")
-    if "total_frames" in ann and int(ann["total_frames"]) != t:
-        fail(f"'total_frames' is {ann['total_frames']} but 'keypoint' has {t} frames")
+    if "total_frames" in ann:
+        try:
+            total = int(ann["total_frames"])
+        except (TypeError, ValueError, OverflowError):  # a list, NaN, ...: no frame count at all
+            fail(f"'total_frames' must be a number of frames, got a {type(ann['total_frames']).__name__}")
+        if total != t:
+            fail(f"'total_frames' is {total} but 'keypoint' has {t} frames")
     if not np.isfinite(kp).all():
         bad = np.argwhere(~np.isfinite(kp))[0]
         fail(f"non-finite keypoint at [person, frame, joint] = {bad[:3].tolist()}")
