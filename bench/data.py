@@ -41,6 +41,7 @@ import datasets.store.catalog as catalog  # noqa: E402
 from datasets.store.annotations import KeypointStore  # noqa: E402
 from engine.config import RunConfig, TrainConfig, resolve_run_config  # noqa: E402
 from engine.data import RunData, load_run_data, step_input, train_loaders  # noqa: E402
+from utils.errors import OneLineParser  # noqa: E402
 from utils.runtime import Runtime  # noqa: E402
 
 GPU_CLIPS_PER_S = 2000  # the rate a GPU trains the pyskl-size PoseConv3D at, which the workers must feed
@@ -176,7 +177,7 @@ def render_rate(ds, cfg, rt: Runtime, batch_size: int, repeats: int, views: int)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ann_file", default="/tmp/ntu60_scale.pkl", help="pyskl 2D file (bench/make_ntu_scale.py)")
     p.add_argument("--split", default="xsub", help="split protocol; its train part is iterated")
     p.add_argument("-j", "--workers", type=int, nargs="+", default=[0, 4, 8], help="worker counts to measure")

@@ -50,6 +50,7 @@ from datasets.sources.synthetic import make_synthetic  # noqa: E402
 from datasets.store.annotations import KeypointStore, pack_annotations  # noqa: E402
 from datasets.store.layouts import get_layout  # noqa: E402
 from models import create_model  # noqa: E402
+from utils.errors import OneLineParser  # noqa: E402
 
 FULL = {"base_channels": 64, "num_person": 2, "num_joints": 25, "layout": "ntu25"}  # pyskl's NTU configs
 CPU_SIZE = {"base_channels": 16, "num_person": 1, "num_joints": 20, "layout": "kinect20"}  # MSR Action3D runs
@@ -237,7 +238,7 @@ def _is_number(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--parts", nargs="+", default=["step", "data"], choices=["step", "data"], help="tables to make")
     p.add_argument("--batch", type=int, default=8, help="clips per training step (default: 8)")
     p.add_argument("--iters", type=int, default=5, help="timed training steps per model (default: 5)")

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import create_model  # noqa: E402
 from opts import parse_cfg_item  # noqa: E402
+from utils.errors import OneLineParser  # noqa: E402
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -162,7 +163,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         description="Forward + backward throughput of PoseConv3D and MotionBERT.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.render_loop import render_batch, render_clip  # noqa: E402
 from datasets.batch.render import render_joint_heatmaps, render_limb_heatmaps  # noqa: E402
 from datasets.store.layouts import COCO17  # noqa: E402
+from utils.errors import OneLineParser  # noqa: E402
 
 # A standing person in COCO-17 order, (x, y) as fractions of a square box.
 _TEMPLATE = np.array(
@@ -80,7 +81,7 @@ def _time(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lam
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32, help="clips per batched call")
     parser.add_argument("--frames", type=int, default=48, help="T, frames per clip")
     parser.add_argument("--persons", type=int, default=2, help="M, persons per clip")

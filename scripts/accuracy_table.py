@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.fuse import fuse, load_probs, topk_accuracy  # noqa: E402
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 
 HEADER = "| configuration | clean top-1, per seed | mean ± std | wall time per seed |\n|---|---|---|---|"
 _DONE = re.compile(r"done in (\d+) s wall time")
@@ -61,7 +61,7 @@ def format_row(name: str, results: list[tuple[float, int | None]]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="accuracy_table.py",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets.pipeline.corruptions import FAMILIES  # noqa: E402
 from utils.atomic import atomic_write, check_writable  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.errors import OneLineParser, UserError  # noqa: E402
 from utils.robustness import plot_curves, read_robustness  # noqa: E402
 
 METRICS = ("top1", "top5")
@@ -236,7 +236,7 @@ def format_rows(rows: list[list[str]], left: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         description="Compare the robustness of several runs on every corruption family: summary (clean, mCA, "
         "relative robustness, per-family means), per-severity table and plots.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

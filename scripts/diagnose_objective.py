@@ -20,7 +20,6 @@ the recorded gradients are computed and discarded before the step's own backward
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -32,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import engine.train  # noqa: E402
 import main as main_module  # noqa: E402
 from engine.objective import term_weights  # noqa: E402
+from utils.argtypes import positive_int  # noqa: E402
 from utils.atomic import check_writable, write_text  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.errors import OneLineParser, UserError  # noqa: E402
 
 
 def _entropy(logits: torch.Tensor) -> float:
@@ -108,11 +108,13 @@ def per_epoch(records: list[dict], steps_per_epoch: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else list(argv)
+    p = OneLineParser(
+        description=__doc__.split("\n\n")[0], usage="%(prog)s [--every N] [--out FILE] -- MAIN.PY ARGUMENTS"
+    )
     if "--" not in argv:
-        sys.exit("usage: diagnose_objective.py [--every N] [--out FILE] -- MAIN.PY ARGUMENTS")
+        p.error("give main.py's arguments after --")
     cut = argv.index("--")
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--every", type=int, default=5, help="record every N training steps")
+    p.add_argument("--every", type=positive_int, default=5, help="record every N training steps")
     p.add_argument("--out", default=None, help="JSON file for every record")
     args = p.parse_args(argv[:cut])
     try:

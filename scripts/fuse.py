@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.evaluate import summarize  # noqa: E402
 from engine.fusion import fuse as fuse_probs  # noqa: E402
 from engine.report import SWEEP_PROBS, TEST_PROBS  # noqa: E402
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 
 
 def read_npz(path: str | Path, default_name: str, keys: tuple[str, ...]) -> tuple[Path, dict]:
@@ -130,7 +130,7 @@ def print_sweep(names: list[str], weights: list[float], result: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="fuse.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help=f"run directory with {TEST_PROBS}, or such a file")

@@ -13,7 +13,6 @@ Prints the mean (and std) of each, and the mean number of same-label pairs per b
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -26,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datasets.sources.synthetic import load_or_create_synthetic  # noqa: E402
 from datasets.store.annotations import load_pickle  # noqa: E402
 from losses import instance_contrastive_loss  # noqa: E402
+from utils.errors import OneLineParser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=8, help="clips per batch (the demo's -b)")
     p.add_argument("--batches", type=int, default=2000, help="batches drawn")
     p.add_argument("--ann_file", default=None, help="pyskl file (default: the synthetic data of the demo)")

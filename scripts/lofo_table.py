@@ -12,7 +12,6 @@ families carry over to it. A last line gives the means over the rows. Top-1 %. W
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 import sys
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datasets.pipeline.corruptions import FAMILIES  # noqa: E402
 from scripts.compare_runs import format_rows, load_run, summarize  # noqa: E402
 from utils.atomic import atomic_write, check_writable  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.errors import OneLineParser, UserError  # noqa: E402
 
 COLUMNS = ("family", "clean", "held_out", "mix_all", "ce", "held_out_minus_mix_all", "held_out_minus_ce")
 
@@ -55,7 +54,7 @@ def lofo_rows(folder: Path, seed: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description="Leave-one-family-out table of scripts/unseen_benchmark.sh's runs.")
+    p = OneLineParser(description="Leave-one-family-out table of scripts/unseen_benchmark.sh's runs.")
     p.add_argument("folder", type=Path, help="the folder of the lofo_FAMILY_sSEED, mix_all_sSEED and ce_sSEED runs")
     p.add_argument("--seed", type=int, default=0, help="the seed of the runs to read")
     args = p.parse_args(argv)

@@ -317,5 +317,5 @@ def test_an_out_folder_that_is_a_file_or_under_one_is_refused_before_work(two_ru
             main([str(two_runs[0]), "--out", str(out)])
         assert e.value.code == 2
         err = capsys.readouterr().err
-        assert err.startswith("compare_runs.py: error: --out ") and err.count("\n") == 1
+        assert err.startswith("compare_runs.py: error: the output folder ") and err.count("\n") == 1
     assert blocker.read_text() == "x"

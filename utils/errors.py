@@ -47,7 +47,13 @@ class Preempted(UserError):
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (and a pointer to --help), exit code 2, instead of the
-    usage block before the line that matters. Its subparsers (add_subparsers) are of the same class."""
+    usage block before the line that matters. Its subparsers (add_subparsers) are of the same class.
+    Flags are never abbreviated: argparse would read `--weight_decay 5e-4` as the one flag it prefixes
+    (`--weight_decay1`), silently setting another value than the one meant."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         message = "\\n".join(message.splitlines())  # a value holding a line break stays on the one line
