@@ -11,6 +11,7 @@ import torch
 import engine.objective
 import engine.train
 import main as cli
+import opts
 from datasets.sources.synthetic import make_synthetic
 from engine.config import RunConfig
 from engine.data import model_input, step_input
@@ -255,7 +256,7 @@ def custom_file(tmp_path, coord_dim=2, layout="kinect20", joints=20):
 @pytest.mark.parametrize("fmt", ["Heatmap", "Limb"])
 def test_custom_dataset_with_its_own_layout(tmp_path, fmt, capsys):
     path = custom_file(tmp_path)
-    args = base(tmp_path, path, fmt, "--input_f", fmt, "--max_persons", "1", *TINY_POSE)
+    args = base(tmp_path, path, fmt, "--input_f", fmt, "--max_persons", "1", "--model_type", "poseconv", *TINY_POSE)
     args[0] = "custom"
     cli.main(args)
     ckpt = torch.load(tmp_path / fmt / "best.pt", weights_only=True)
@@ -278,9 +279,18 @@ def test_custom_dataset_errors(tmp_path, capsys):
     assert e.value.code == 2 and "xview_train" in capsys.readouterr().err
 
 
+def test_custom_data_defaults_to_the_small_graph_network_measured_best(tmp_path):
+    args = opts.parse_args(["custom", "--ann_file", "x.pkl"])
+    assert (args.model_type, args.model_cfg, args.input_f) == ("stgcnpp", [("base_channels", 16)], "Skeleton")
+    assert (args.epochs, args.batch_size, args.lr, args.gamma, args.ce_views) == (80, 16, 0.1, 0.0, "both")
+    small = opts.parse_args(["custom", "--ann_file", "x.pkl", "--model_type", "poseconv", "--epochs", "3"])
+    assert small.model_cfg == [("base_channels", 16), ("stage_blocks", (2, 2, 2))] and small.epochs == 3
+    assert opts.parse_args(["ntu60"]).model_type == "poseconv"  # NTU keeps pyskl's PoseConv3D
+
+
 def test_3d_clips_train_poseconv_through_the_projection(tmp_path):
     path = custom_file(tmp_path, coord_dim=3, layout="ntu25", joints=25)
-    args = base(tmp_path, path, "3d", "--input_f", "Limb", "--max_persons", "1", *TINY_POSE)
+    args = base(tmp_path, path, "3d", "--input_f", "Limb", "--max_persons", "1", "--model_type", "poseconv", *TINY_POSE)
     args[0] = "custom"
     out = cli.main(args)
     assert out["robustness"][0]["clips"] == 8
