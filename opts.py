@@ -275,8 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--val_fraction",
         type=fraction,
         default=0.1,
-        help="part of the training clips held out (whole subjects where the clip names carry them) to choose the "
-        "best epoch; the test split is scored only at the end, with the chosen and the last checkpoint",
+        help="part of the training clips held out (whole groups, --val_group_field) to choose the best epoch; the "
+        "test split is scored only at the end, with the chosen and the last checkpoint",
+    )
+    g.add_argument(
+        "--val_group_field",
+        default=None,
+        metavar="FIELD",
+        help="the clips' field (a key of the annotations, e.g. subject, view) whose values --val_fraction holds out "
+        "whole; 'none' for none. None: subject when every training clip has a 'subject' field, else none: whole "
+        "subjects where the clip names carry them (NTU, MSR), else per class. split.json records which",
     )
     g.add_argument(
         "--stream",
@@ -748,7 +756,8 @@ def settings(args: argparse.Namespace, world_size: int = 1) -> tuple[TrainConfig
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, workers=args.workers, mu=args.mu,
         unlabelled_fraction=args.percentage, label_strategy=args.strategy, noise_alpha=args.noise_alpha,
-        val_fraction=args.val_fraction, corruptions=tuple(parse_corruptions(args.train_corruptions or [])),
+        val_fraction=args.val_fraction, val_group_field=args.val_group_field,
+        corruptions=tuple(parse_corruptions(args.train_corruptions or [])),
         max_steps=args.max_steps, eval_every=args.eval_freq, log_every=args.print_freq,
         channels_last=args.channels_last, compile=args.compile, ckpt_every=60 * args.ckpt_every,
         augment=AugmentConfig(rotate=args.aug_rotate, scale=args.aug_scale, shear=args.aug_shear,

@@ -232,6 +232,8 @@ class TrainConfig:
     noise_alpha: jitter of the second view, unless `corruptions` ((family, severity) pairs of
     datasets/pipeline/corruptions.py) are given: then each item's corrupted view is drawn from one of them.
     val_fraction: part of the training clips held out to choose the best epoch (datasets/store/splits.hold_out).
+    val_group_field: the clips' field whose values the validation part holds out whole (--val_group_field):
+    None for the default ('subject' when every training clip has that field), 'none' for no field.
     augment: the skeleton augmentations of the training clips (datasets/pipeline/augment.py; default: none).
     max_steps: cap on steps per epoch (0: none).
     eval_every: validate every N epochs (and after the last). log_every: log every N steps.
@@ -248,6 +250,7 @@ class TrainConfig:
     noise_alpha: float = 0.0
     corruptions: tuple[tuple[str, float], ...] = ()
     val_fraction: float = 0.0
+    val_group_field: str | None = None
     max_steps: int = 0
     eval_every: int = 1
     log_every: int = 20

@@ -92,10 +92,12 @@ def load_run_data(
 def training_split(
     path: Path, data: RunData, train: TrainConfig, rt: Runtime
 ) -> tuple[dict[str, np.ndarray], dict | None]:
-    """The training clips by part (store indices): 'validation' (held out to choose the best epoch, whole
-    subjects where the names carry them), 'labelled' and 'unlabelled' (TCL's split of the rest). Saved
-    with the run as split.json (`path`) and reused on resume (a file of an older run without a validation
-    part holds out nothing). Writes nothing: returns (parts, the save_split arguments of a new split or None)."""
+    """The training clips by part (store indices): 'validation' (held out to choose the best epoch: whole
+    values of the clips' train.val_group_field, e.g. subjects (validation_groups), else whole subjects where
+    the names carry them, else per class), 'labelled' and 'unlabelled' (TCL's split of the rest). Saved with
+    the run as split.json (`path`, with 'validation_by') and reused on resume (a file of an older run without
+    a validation part holds out nothing). Writes nothing: returns (parts, the save_split arguments of a new
+    split or None)."""
     names = [data.store.names[i] for i in data.train_idx]
     if not names:
         raise UserError(f"{data.path} has no clip in its training split; check --split, or the file's 'split' key")
@@ -108,16 +110,40 @@ def training_split(
         parts.setdefault("validation", np.zeros(0, dtype=np.int64))
     else:
         labels = data.store.labels[data.train_idx]
-        keep, val, by = hold_out(names, labels, train.val_fraction, train.seed)
+        field, groups = validation_groups(data, train.val_group_field)
+        keep, val, by = hold_out(names, labels, train.val_fraction, train.seed, groups)
         lab, ul = split_labelled(labels[keep], train.unlabelled_fraction, train.label_strategy, train.seed)
         parts = {"labelled": keep[lab], "unlabelled": keep[ul], "validation": val}
-        new = {"names": names, **parts}
+        by = {"groups": f"{field} (the clips' {field!r} field)", "subject": "subject (from the clip names)"}.get(by, by)
+        new = {"names": names, "validation_by": by if len(val) else "nothing", **parts}
         if len(val):
             echo(f"validation: {len(val)} training clips held out by {by}", rt.is_main)
     if not len(parts["labelled"]):
         raise UserError(f"no labelled training clip is left in {data.path} after holding out validation clips; "
                         "lower --val_fraction or --percentage")  # fmt: skip
     return {part: data.train_idx[pos] for part, pos in parts.items()}, new
+
+
+def validation_groups(data: RunData, field: str | None) -> tuple[str | None, list | None]:
+    """(field, its value for each training clip) whose values the validation part holds out whole: `field`
+    (--val_group_field), which every training clip must have, with two values or more; by default (None)
+    'subject' when every training clip has a subject field; (None, None) for 'none' or no such field.
+    Raises UserError (one line) for a field that a clip lacks, or that has one value only."""
+    if field == "none":
+        return None, None
+    values = data.store.fields.get(field or "subject")
+    clips = None if values is None else [values[i] for i in data.train_idx]
+    if field is None:
+        return ("subject", clips) if clips is not None and None not in clips else (None, None)
+    if clips is None or None in clips:
+        who = "the clips" if clips is None else f"clip {data.store.names[data.train_idx[clips.index(None)]]!r}"
+        known = ", ".join(data.store.fields) or "none"
+        raise UserError(f"--val_group_field {field}: {who} of {data.path.name} {'have' if clips is None else 'has'} "
+                        f"no {field!r} field (the clips' fields: {known}); choose one of them, or none")  # fmt: skip
+    if len(set(map(str, clips))) < 2:
+        raise UserError(f"--val_group_field {field}: every training clip has the same {field} ({clips[0]!r}), so "
+                        "none can be held out whole; choose another field, or none")  # fmt: skip
+    return field, clips
 
 
 class ShardedSampler(Sampler):

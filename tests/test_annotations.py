@@ -565,8 +565,8 @@ def test_store_pickles_fast_and_small() -> None:
             assert all(isinstance(a, np.ndarray) for a in value.values())
         elif field == "layout":
             assert value is None or isinstance(value, (str, Layout))  # one per file
-        elif field == "classes":
-            assert value is None  # one name per class, per file (none here)
+        elif field in ("classes", "fields"):  # one name per class; the clips' own fields (subject, ...): none here
+            assert value == {"classes": None, "fields": {}}[field]
         else:
             assert isinstance(value, np.ndarray), field
 

@@ -49,6 +49,7 @@ from datasets.sources.ntu_skeleton import (
     parse_ntu_name,
     read_ntu_skeleton,
 )
+from datasets.store.annotations import scalar_fields
 from datasets.store.layouts import Layout, parse_layout_arg
 from utils.errors import OneLineParser, UserError
 
@@ -460,7 +461,8 @@ def convert_folder(
     img_shape: (h, w) of 2D keypoints for files without an 'img_shape' field.
     A malformed file is one `path:0: problem` line and is left out (strict: ConversionError).
     Each annotation: frame_dir (file name without suffix), label, total_frames, keypoint (M, T, V, C)
-    float32; 2D adds keypoint_score (M, T, V), img_shape and original_shape. The output's 'layout' is the
+    float32; 2D adds keypoint_score (M, T, V), img_shape and original_shape; every other field of the file
+    that holds one str, int, float or bool (subject, view, setup, ...) is kept. The output's 'layout' is the
     layout's declaration dict (datasets/store/layouts.py), so the file is self-describing.
     """
     src = Path(src_dir)
@@ -502,8 +504,9 @@ def _read_folder_clips(
     lacks the group_field field; a second file with the same clip name is left out too.
     Returns (annotations, raw labels, groups), one entry per clip kept: its annotation (frame_dir, label,
     total_frames, keypoint (M, T, V, C) float32; 2D adds keypoint_score (M, T, V), img_shape,
-    original_shape) with the raw label (an int or a class name, numbered later by _number_labels), the same
-    raw label, and its group_field value as a string ('' without group_field).
+    original_shape; and the file's other fields that hold one str, int, float or bool, e.g. subject, view:
+    datasets/store/annotations.scalar_fields) with the raw label (an int or a class name, numbered later by
+    _number_labels), the same raw label, and its group_field value as a string ('' without group_field).
     """
     annotations, raw_labels, groups, seen = [], [], [], {}
     for path in tqdm(files, desc="folder", unit="file", disable=not progress):
@@ -529,7 +532,7 @@ def _read_folder_clips(
         except (OSError, ValueError) as e:  # unreadable, truncated or malformed (JSON errors are ValueErrors)
             log.problem(f"{path}:0: {e}")
             continue
-        annotations.append({**ann, "label": label})
+        annotations.append({**ann, "label": label, **scalar_fields(fields)})  # subject, view, ...: kept as they are
         raw_labels.append(label)
         groups.append(str(fields.get(group_field)) if group_field else "")
     return annotations, raw_labels, groups
@@ -626,6 +629,12 @@ def summary(conv: Conversion) -> str:
             f"  keypoint (M, T, {kp.shape[2]}, {kp.shape[3]}) {kp.dtype}; frames min {frames.min()} median "
             f"{int(np.median(frames))} max {frames.max()}; persons " + ", ".join(f"{m}: {two[m]}" for m in sorted(two))
         )
+    values: dict[str, set] = {}  # the clips' own fields (subject, view, ...): main.py --val_group_field
+    for a in anns:
+        for key, value in scalar_fields(a).items():
+            values.setdefault(key, set()).add(value)
+    if values:
+        lines.append("  fields: " + ", ".join(f"{key} ({len(v)} values)" for key, v in values.items()))
     by_reason = Counter(reason for _, reason, _ in conv.skipped)
     lines.append(f"skipped: {len(conv.skipped)}")
     for reason, n in by_reason.most_common():

@@ -10,6 +10,9 @@ The pyskl format is a pickled dict::
 (datasets/store/layouts.py) may be declared by a top-level 'layout' entry, by a 'layout' entry in each
 annotation, or both; each is a built-in name or a declaration dict, and they must all agree. An optional
 top-level 'classes' list names the labels (label i is classes[i]; `datasets.convert folder` writes it).
+Any other key of an annotation that holds a str, int, float or bool (subject, view, setup, ...: pyskl's format
+allows more keys, and `datasets.convert folder` keeps those of the clip files) is a field of the clips, kept
+in the store (KeypointStore.fields): the validation part of training holds out whole subjects by it.
 
 Why a packed store: a list of per-sample dicts of small numpy arrays is touched (refcounts) by every
 DataLoader worker and so copied into each of them; memory then grows with `-j`. One contiguous array
@@ -19,7 +22,7 @@ plus offsets is shared copy-on-write after fork and pickles in one piece.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,26 @@ import numpy as np
 from datasets.store.layouts import Layout, declared_layout
 from utils import safe_pickle
 from utils.errors import MissingFileError, UserError
+
+# The keys of pyskl's annotations (and a clip's own 'layout'); any other scalar is a field of the clip.
+ANNOTATION_KEYS = frozenset(
+    ("frame_dir", "label", "img_shape", "original_shape", "total_frames", "keypoint", "keypoint_score", "layout")
+)
+
+
+def scalar_fields(record: dict) -> dict[str, str | int | float | bool]:
+    """The fields of one clip beyond pyskl's keys (ANNOTATION_KEYS) that hold a single value: a str, int,
+    float or bool (a NumPy scalar or 0-d array becomes one), e.g. {'subject': 3, 'view': 'left'}. Arrays,
+    lists, None and anything else are left out."""
+    out = {}
+    for key, value in record.items():
+        if not isinstance(key, str) or key in ANNOTATION_KEYS:
+            continue
+        if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+            value = value.item()
+        if isinstance(value, (str, int, float, bool)):
+            out[key] = value
+    return out
 
 
 class AnnotationError(UserError, ValueError):
@@ -188,6 +211,9 @@ class KeypointStore:
     # The file's class names ('classes', as `datasets.convert folder` writes them): label i is classes[i];
     # None when the file names none.
     classes: tuple[str, ...] | None = None
+    # The clips' own fields (scalar_fields: subject, view, ...): field -> one value per clip, None for a clip
+    # without it; empty when the annotations hold none (pyskl's NTU files).
+    fields: dict[str, tuple] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -292,7 +318,18 @@ def pack_annotations(data: dict, num_classes: int | None = None) -> KeypointStor
         splits=splits,
         layout=_file_layout(data, anns),
         classes=_file_classes(data.get("classes"), anns),
+        fields=_clip_fields(anns),
     )
+
+
+def _clip_fields(anns: list[dict]) -> dict[str, tuple]:
+    """{field: its value in each clip (None where a clip has none)} for every field of scalar_fields that
+    some clip has, in the order they first appear."""
+    fields: dict[str, list] = {}
+    for i, a in enumerate(anns):
+        for key, value in scalar_fields(a).items():
+            fields.setdefault(key, [None] * len(anns))[i] = value
+    return {key: tuple(values) for key, values in fields.items()}
 
 
 def _file_classes(classes: object, anns: list[dict]) -> tuple[str, ...] | None:

@@ -1,5 +1,6 @@
-"""Splits of the training set: the validation part that chooses the checkpoint (by subject where the
-clip names carry one), and TCL's labelled / unlabelled split (--percentage, --strategy)."""
+"""Splits of the training set: the validation part that chooses the checkpoint (whole groups of a field of
+the clips, e.g. subjects, or subjects where the clip names carry them), and TCL's labelled / unlabelled split
+(--percentage, --strategy)."""
 
 from __future__ import annotations
 
@@ -44,16 +45,20 @@ def split_labelled(
     return np.flatnonzero(is_lab), np.flatnonzero(~is_lab)
 
 
-def save_split(path: Path, names: list[str], **parts: np.ndarray) -> None:
+def save_split(path: Path, names: list[str], validation_by: str | None = None, **parts: np.ndarray) -> None:
     """Write the split as JSON (atomically), each part ('labelled', 'unlabelled', 'validation') as frame_dir names of
-    the training clips (so it survives a re-ordered annotation file); `parts` are positions into `names`."""
-    write_text(path, json.dumps({part: [names[i] for i in pos] for part, pos in parts.items()}))
+    the training clips (so it survives a re-ordered annotation file); `parts` are positions into `names`.
+    validation_by: how the validation part was drawn (hold_out's `by`), written as 'validation_by'."""
+    out: dict = {part: [names[i] for i in pos] for part, pos in parts.items()}
+    if validation_by is not None:
+        out["validation_by"] = validation_by
+    write_text(path, json.dumps(out))
 
 
 def load_split(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     """Read a split written by save_split: {part: sorted positions into `names`}, the training clips'
     frame_dirs in order. A clip it names that is not among them is an error (the file is another run's)."""
-    data = json.loads(path.read_text())
+    data = {part: clips for part, clips in json.loads(path.read_text()).items() if isinstance(clips, list)}
     pos = {n: i for i, n in enumerate(names)}
     missing = [n for part in data.values() for n in part if n not in pos]
     if missing:
@@ -78,26 +83,29 @@ def subject_of(name: str) -> str | None:
     return None
 
 
-def hold_out(names: list[str], labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def hold_out(
+    names: list[str], labels: np.ndarray, fraction: float, seed: int, groups: list | None = None
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Split training clips into the part that trains and a validation part that chooses the checkpoint.
 
-    By subject when every name carries one and there are at least two: whole subjects, drawn in a seeded
-    order until the validation part holds at least `fraction` of the clips (at least one subject, never
-    all). Otherwise per class: round(n_c * fraction) clips of each class that has two or more.
-    Returns (training positions, validation positions, 'subject' or 'class'), each sorted; fraction 0
-    holds out nothing.
+    By group: whole groups, drawn in a seeded order until the validation part holds at least `fraction` of
+    the clips (at least one group, never all). The groups are `groups` (one value per clip, e.g. each
+    clip's subject field) when given, else the subjects of the clip names when every name carries one;
+    it takes two groups or more. Otherwise per class: round(n_c * fraction) clips of each class that has
+    two or more. Returns (training positions, validation positions, by), each sorted; by is 'groups',
+    'subject' (of the names) or 'class'. Fraction 0 holds out nothing.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"the validation fraction must be in [0, 1), got {fraction}")
     n = len(names)
     rng = np.random.default_rng([seed, 104729])
     val = np.zeros(n, dtype=bool)
-    subjects = [subject_of(name) for name in names]
-    distinct = sorted(set(subjects)) if None not in subjects else []
+    by = "subject" if groups is None else "groups"
+    group = [subject_of(name) for name in names] if groups is None else [str(g) for g in groups]
+    distinct = sorted(set(group)) if None not in group else []
     if fraction > 0 and len(distinct) >= 2:
-        by = "subject"
-        for s in rng.permutation(distinct)[:-1]:  # never every subject
-            val |= np.array([x == s for x in subjects])
+        for s in rng.permutation(distinct)[:-1]:  # never every group
+            val |= np.array([x == s for x in group])
             if val.sum() >= fraction * n:
                 break
     else:
