@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         in_channels=args.in_channels, model_kwargs=backbone_kwargs(args), label_map=data.label_map,
         stream=stream, test_input_size=args.test_input_size, visibility=args.visibility,
     ) for stream in streams]  # fmt: skip
-    run_dir = Path(args.run_dir) / run_name(args)
+    run_dir = Path(args.run_dir) / run_name(args, data.protocol)
     check_writable(run_dir)  # every check comes before the first write to the run directory
     for note in notes:
         echo(f"note: {note}", rt.is_main)

@@ -224,7 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
         "only what pyskl's files do (dicts, lists, tuples, strings, numbers, None, NumPy arrays and scalars), and "
         "any other object is refused before it runs, as --trust_checkpoint guards checkpoints",
     )
-    g.add_argument("--split", default="xsub", help="split protocol: xsub, xview (ntu60) or xset (ntu120)")
+    g.add_argument(
+        "--split",
+        default=None,
+        help="split protocol, the file's splits PROTOCOL_train / PROTOCOL_val: xsub, xview (ntu60) or xset (ntu120); "
+        "a custom file's own (python main.py convert folder writes xFIELD such as xsubject, csv or random); "
+        "None: xsub, or a custom file's first pair",
+    )
     g.add_argument(
         "--layout",
         default=None,
@@ -818,12 +824,13 @@ def checkpoint_args(args: argparse.Namespace) -> dict:
     return out
 
 
-def run_name(args: argparse.Namespace) -> str:
-    """--name, or one derived from the dataset, split, backbone, input and the loss flags."""
+def run_name(args: argparse.Namespace, protocol: str) -> str:
+    """--name, or one derived from the dataset, split protocol (`protocol`, --split's or the one chosen without
+    it), backbone, input and the loss flags."""
     if args.name:
         return args.name
     flags = f"g{args.gamma:g}_a{args.noise_alpha:g}_s{args.seed}" + ("_streams" if args.streams else "")
-    return f"{args.dataset}_{args.split}_{args.model_type}_{args.input_f}_{flags}"
+    return f"{args.dataset}_{protocol}_{args.model_type}_{args.input_f}_{flags}"
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from datasets.batch.render import input_channels, render
 from datasets.batch.streams import joints_input_stream
 from datasets.pipeline.clips import JOINTS, VOLUME, SkeletonClips
 from datasets.store.annotations import KeypointStore, release_freed_memory
-from datasets.store.catalog import dataset_spec, load_store, split_names
+from datasets.store.catalog import choose_protocol, dataset_spec, load_store, split_names
 from datasets.store.label_maps import LABEL_MAPS, ntu_label_map
 from datasets.store.layouts import Layout, choose_layout
 from datasets.store.splits import hold_out, load_split, split_labelled
@@ -31,7 +31,8 @@ from utils.runtime import Runtime, ignore_stop_signals
 
 @dataclass(frozen=True)
 class RunData:
-    """A dataset as a run sees it: the packed clips, their classes and layout, the two split's clips."""
+    """A dataset as a run sees it: the packed clips, their classes and layout, the two splits' clips and the
+    protocol that names them (splits PROTOCOL_train and PROTOCOL_val of the file)."""
 
     store: KeypointStore
     path: Path  # the annotation file
@@ -40,6 +41,7 @@ class RunData:
     layout: Layout
     train_idx: np.ndarray
     test_idx: np.ndarray
+    protocol: str = "xsub"
     notes: tuple[str, ...] = ()
 
 
@@ -47,7 +49,7 @@ def load_run_data(
     dataset: str,
     data_root: str,
     ann_file: str | None,
-    protocol: str,
+    protocol: str | None,
     synthetic_options: dict | None = None,
     layout: str | None = None,
     keypoints: str = "2d",
@@ -59,7 +61,9 @@ def load_run_data(
     ('classes', as `datasets.convert folder` writes them) has that many, and the run keeps the names
     as its label map (predict prints them). The joint layout: `layout` (--layout,
     a built-in name or FILE.json), else the file's declaration, else the dataset's or one inferred from
-    the joint count (datasets/store/layouts.choose_layout). keypoints: '2d' or '3d', the dataset's file to read
+    the joint count (datasets/store/layouts.choose_layout). protocol: --split, the splits PROTOCOL_train and
+    PROTOCOL_val; None: the dataset's first, or a custom file's first pair (catalog.choose_protocol).
+    keypoints: '2d' or '3d', the dataset's file to read
     without ann_file (NTU's HRNet 2D or Kinect 3D file). trust_data: unpickle the file whatever it holds
     (--trust_data), not only what an annotation file holds. Raises UserError (one line)."""
     spec = dataset_spec(dataset)
@@ -82,11 +86,12 @@ def load_run_data(
         layout, inferred = choose_layout(store.num_joints, store.coord_dim, given=layout, declared=store.layout,
                                          default=spec.default_file(keypoints)[2], source=Path(path).name)  # fmt: skip
         notes += [inferred] if inferred else []
+        protocol = choose_protocol(spec, protocol, store.splits, Path(path).name)
         train_split, test_split = split_names(spec, protocol)
         train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)
     except (ValueError, KeyError) as e:
         raise UserError(str(e.args[0])) from e
-    return RunData(store, Path(path), num_classes, label_map, layout, train_idx, test_idx, tuple(notes))
+    return RunData(store, Path(path), num_classes, label_map, layout, train_idx, test_idx, protocol, tuple(notes))
 
 
 def training_split(

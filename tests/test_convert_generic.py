@@ -104,10 +104,12 @@ def test_readme_commands_train_and_evaluate_a_user_declared_layout(tmp_path, mon
     assert data["classes"] == ["kick", "squat", "wave"]
     store = pack_annotations(data)
     assert len(store) == 36 and store.num_joints == 7 and store.coord_dim == 2
-    # two of the six subjects are tested, whole
-    test_subjects = {n.split("_")[1] for n in data["split"]["xsub_val"]}
-    train_subjects = {n.split("_")[1] for n in data["split"]["xsub_train"]}
-    assert len(test_subjects) == 2 and not test_subjects & train_subjects and len(data["split"]["xsub_val"]) == 12
+    # two of the six subjects are tested, whole, in a split named for them; each clip keeps its subject
+    assert list(data["split"]) == ["xsubject_train", "xsubject_val"]
+    test_subjects = {n.split("_")[1] for n in data["split"]["xsubject_val"]}
+    train_subjects = {n.split("_")[1] for n in data["split"]["xsubject_train"]}
+    assert len(test_subjects) == 2 and not test_subjects & train_subjects and len(data["split"]["xsubject_val"]) == 12
+    assert all(a["subject"] == int(a["frame_dir"].split("_s")[1][:2]) for a in data["annotations"])
 
     out = cli.main(train[2:] + shlex.split(TINY) + shlex.split(EVAL))
     ckpt = torch.load(tmp_path / "runs" / "mine" / "best.pt", weights_only=True)
@@ -153,7 +155,7 @@ def test_3d_clips_of_a_built_in_layout(tmp_path):
     assert [store.get(i)["keypoint"].shape[0] for i in range(6)] == [1, 2, 1, 2, 1, 2]
     assert sorted(store.labels.tolist()) == [0, 0, 1, 1, 2, 2]
     # each class of two clips: one to test, one to train; the split depends on the seed alone
-    test = data["split"]["xsub_val"]
+    test = data["split"]["random_val"]
     assert sorted(int(n[1:]) % 3 for n in test) == [0, 1, 2]
     assert convert_folder(tmp_path / "src", NTU25, test_fraction=0.5, seed=1).data["split"] == data["split"]
     others = [convert_folder(tmp_path / "src", NTU25, test_fraction=0.5, seed=s).data["split"] for s in range(2, 8)]
@@ -174,7 +176,7 @@ def test_npy_with_labels_csv_split_csv_and_xy_score(tmp_path):
     conv = convert_folder(src, COCO17, tmp_path / "labels.csv", tmp_path / "split.csv", img_shape=(360, 480),
                           xy_score=True)  # fmt: skip
     data = conv.data
-    assert data["split"] == {"xsub_train": ["clip0", "clip1"], "xsub_val": ["clip2", "clip3"]}
+    assert data["split"] == {"csv_train": ["clip0", "clip1"], "csv_val": ["clip2", "clip3"]}
     ann = data["annotations"][0]
     xys = np.load(src / "clip0.npy")
     np.testing.assert_array_equal(ann["keypoint"][0], xys[..., :2])

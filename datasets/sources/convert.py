@@ -440,7 +440,7 @@ def convert_folder(
     group_field: str | None = None,
     test_fraction: float = 0.3,
     seed: int = 0,
-    protocol: str = "xsub",
+    protocol: str | None = None,
     img_shape: tuple[int, int] | None = None,
     xy_score: bool = False,
     strict: bool = False,
@@ -457,7 +457,8 @@ def convert_folder(
         non-negative ints, or class names numbered in sorted order (written as the file's 'classes').
     split_csv: `name,train|test` rows; else a seeded random split (`seed`): whole groups of the field
         `group_field` (e.g. 'subject') or, without one, test_fraction of each class's clips go to test.
-        Written as splits PROTOCOL_train and PROTOCOL_val (main.py's --split PROTOCOL).
+        Written as splits PROTOCOL_train and PROTOCOL_val (main.py's --split PROTOCOL, its default for the
+        file); protocol None names the split for how it is made (split_protocol): csv, xFIELD, random.
     img_shape: (h, w) of 2D keypoints for files without an 'img_shape' field.
     A malformed file is one `path:0: problem` line and is left out (strict: ConversionError).
     Each annotation: frame_dir (file name without suffix), label, total_frames, keypoint (M, T, V, C)
@@ -476,6 +477,7 @@ def convert_folder(
         files, layout, xy_score, img_shape, csv_labels, labels_csv, csv_split, split_csv, group_field, log, progress
     )
     classes = _number_labels(annotations, raw_labels)
+    protocol = protocol or split_protocol(split_csv, group_field)
     splits = _folder_splits(annotations, csv_split, groups if group_field else None, test_fraction, seed, protocol)
     data = {"split": splits, "annotations": annotations, "layout": layout.to_dict()}
     if classes is not None:
@@ -536,6 +538,12 @@ def _read_folder_clips(
         raw_labels.append(label)
         groups.append(str(fields.get(group_field)) if group_field else "")
     return annotations, raw_labels, groups
+
+
+def split_protocol(split_csv: str | Path | None, group_field: str | None) -> str:
+    """The name of a folder's split, for how it is made: 'csv' (from split_csv), 'x' + group_field (whole
+    groups: xsubject, xview), or 'random' (each class's clips at random)."""
+    return "csv" if split_csv else f"x{group_field}" if group_field else "random"
 
 
 def _folder_splits(
@@ -704,7 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
     folder.add_argument("--test_fraction", type=float, default=0.3, help="share of clips (or groups) for test")
     folder.add_argument("--seed", type=int, default=0, help="seed of the random split")
     folder.add_argument(
-        "--protocol", default="xsub", help="split names written: PROTOCOL_train, PROTOCOL_val (main.py --split)"
+        "--protocol",
+        help="split names written: PROTOCOL_train, PROTOCOL_val (main.py --split; the file's default); None: named "
+        "for how the split is made: csv (--split_csv), xFIELD (--group_field: xsubject, xview), random",
     )
     folder.add_argument(
         "--img_shape", type=int, nargs=2, metavar=("H", "W"), help="frame size of 2D files without 'img_shape'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,8 @@ PYSKL_DATA = "https://download.openmmlab.com/mmaction/pyskl/data/nturgbd"
 @dataclass(frozen=True)
 class DatasetSpec:
     """name: CLI name. num_classes: label count. ann_file: default path relative to --data_root.
-    protocols: split protocols (`xsub` -> splits `xsub_train` / `xsub_val`). source: where the
+    protocols: split protocols (`xsub` -> splits `xsub_train` / `xsub_val`), the first by default; none for a
+    custom file, whose own split names give its protocols (choose_protocol). source: where the
     official file comes from. layout: joint layout of its keypoints when the file declares none
     (datasets/store/layouts.py; None: inferred from the joint count, datasets/store/layouts.choose_layout)."""
 
@@ -74,6 +76,25 @@ def split_names(spec: DatasetSpec, protocol: str) -> tuple[str, str]:
     if spec.protocols and protocol not in spec.protocols:
         raise ValueError(f"{spec.name} has split protocols {', '.join(spec.protocols)}, not {protocol!r}")
     return f"{protocol}_train", f"{protocol}_val"
+
+
+def choose_protocol(spec: DatasetSpec, protocol: str | None, splits: Iterable[str], source: str) -> str:
+    """The split protocol of a run: `protocol` (--split) when given; else the dataset's first (xsub), or for
+    a dataset of no fixed protocols (custom) the first PROTOCOL of the file's splits (`splits`, in the
+    file's order) that has both PROTOCOL_train and PROTOCOL_val: the pair `datasets.convert` writes first.
+    Raises ValueError (one line naming `source`, the file) when there is no such pair."""
+    if protocol is not None:
+        return protocol
+    if spec.protocols:
+        return spec.protocols[0]
+    names = list(splits)
+    for name in names:
+        if name.endswith("_train") and f"{name.removesuffix('_train')}_val" in names:
+            return name.removesuffix("_train")
+    raise ValueError(
+        f"{source} has no pair of splits PROTOCOL_train and PROTOCOL_val (its splits: {', '.join(names) or 'none'}); "
+        "add them to its 'split' (python main.py convert writes them)"
+    )
 
 
 def resolve_ann_file(
