@@ -4,6 +4,7 @@
     python main.py ntu60 --model_type motionbert --input_f Skeleton ...
     python main.py ntu60 --evaluate runs/NAME/best.pt     # accuracy across the noise sweep
     python main.py predict --checkpoint runs/NAME/best.pt --input FILE   # = python predict.py ...
+    python main.py convert folder SRC OUT.pkl --layout NAME ...          # = python -m datasets.convert ...
 
 `run()` and `train_run()` read as the outline of a run: options, runtime, data (or `--evaluate`), the
 training split and loaders, model, optimiser, resume, the epoch loop, and the final robustness evaluation;
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from datasets.sources.convert import main as convert_main
 from datasets.store.splits import save_split
 from engine.checkpoint import resume_position
 from engine.config import RunConfig, resolve_run_config
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["predict"]:
         return exit_on_user_error("main.py predict", run_predict, parse_predict_args(argv[1:]))
+    if argv[:1] == ["convert"]:  # a command of its own: its exit code is the process's
+        sys.exit(convert_main(argv[1:], prog="main.py convert"))
     args = parse_args(argv)
     start, _ = time.perf_counter(), start_log()
     result = exit_on_user_error("main.py", run, args, argv)

@@ -1,16 +1,19 @@
 """Convert raw skeleton data (NTU RGB+D `.skeleton` files, MSR Action3D text files, or any folder of per-clip
 keypoint arrays) to a pyskl annotation file.
 
-    python -m datasets.convert ntu SRC_DIR OUT.pkl [--benchmark ntu60|ntu120] [--2d] [--strict] [--missing_list F]
-    python -m datasets.convert msr SRC_DIR OUT.pkl [--2d] [--strict]
-    python -m datasets.convert folder SRC_DIR OUT.pkl --layout NAME|FILE.json [--labels CSV] [--split_csv CSV |
+    python main.py convert ntu SRC_DIR OUT.pkl [--benchmark ntu60|ntu120] [--2d] [--strict] [--missing_list F]
+    python main.py convert msr SRC_DIR OUT.pkl [--2d] [--strict]
+    python main.py convert folder SRC_DIR OUT.pkl --layout NAME|FILE.json [--labels CSV] [--split_csv CSV |
         --group_field FIELD] [--test_fraction F] [--seed S] [--img_shape H W] [--xy_score] [--strict]
 
-The output is the pyskl dict (datasets/store/annotations.py) plus a top-level 'layout' entry: the joint layout's
-name ('ntu25', 'kinect20') or, for `folder`, its declaration dict (datasets/store/layouts.py). A malformed input
-file is reported as one line `path:line: problem` and skipped, unless --strict stops the run at the first
-one (exit code 1). The file is written once the whole conversion has finished, through a temporary file and
-a rename, so an interrupted run never leaves a partial OUT.pkl.
+`python /path/to/main.py convert ...` runs from any folder; `python -m datasets.convert ...` is the same
+command from the repository's root only.
+
+The output is the pyskl dict (datasets/store/annotations.py) plus a top-level 'layout' entry: the joint
+layout's name ('ntu25', 'kinect20') or, for `folder`, its declaration dict (datasets/store/layouts.py). A
+malformed input file is reported as one line `path:line: problem` and skipped, unless --strict stops the run
+at the first one (exit code 1). The file is written once the whole conversion has finished, through a
+temporary file and a rename, so an interrupted run never leaves a partial OUT.pkl.
 """
 
 from __future__ import annotations
@@ -653,10 +656,12 @@ def summary(conv: Conversion) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m datasets.convert") -> argparse.ArgumentParser:
     parser = OneLineParser(  # its errors, and its subcommands', are one line (exit code 2)
-        prog="python -m datasets.convert",
-        description="Convert raw skeleton data to a pyskl annotation file (.pkl) with a 'layout' key.",
+        prog=prog,
+        description="Convert raw skeleton data to a pyskl annotation file (.pkl) with a 'layout' key. "
+        "`python /path/to/main.py convert ...` runs from any folder; `python -m datasets.convert ...` is the same "
+        "command, from the repository's root only.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="source", required=True)
@@ -687,8 +692,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of per-clip keypoint files: .npy (T, V, C) arrays, or .npz / .json with 'keypoint' and 'label'",
         description="Any folder (searched recursively) of per-clip files: .npy (the keypoint array alone), .npz or "
         ".json with fields 'keypoint' (T, V, C) or (M, T, V, C), optional 'score' (T, V) or (M, T, V), 'label', "
-        "'img_shape' [h, w] and others (e.g. 'subject'). C = 2: x, y pixels (all-zero joints are missing); C = 3: "
-        "x, y, z metres (or x, y, score with --xy_score). The clip's name is its file name without the suffix.",
+        "'img_shape' [h, w] and others (e.g. 'subject', 'view'): those holding one string, number or bool are kept in "
+        "each clip's annotation (main.py --val_group_field; training holds out whole subjects by default). C = 2: "
+        "x, y pixels (all-zero joints are missing); C = 3: x, y, z metres (or x, y, score with --xy_score). The "
+        "clip's name is its file name without the suffix. `python /path/to/main.py convert folder ...` runs from "
+        "any folder.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     folder.add_argument(
@@ -734,10 +742,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m datasets.convert") -> int:
     """CLI entry point; returns the exit code (0 written, 1 strict stop, 2 a user error in one line: flags,
-    missing files, nothing to write, a layout, CSV file or label set that makes the conversion impossible)."""
-    parser = build_parser()
+    missing files, nothing to write, a layout, CSV file or label set that makes the conversion impossible).
+    prog: the command's name in its messages (`main.py convert` when main.py runs it)."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if not args.src_dir.is_dir():
         parser.error(f"{args.src_dir} is not a folder")
