@@ -76,10 +76,8 @@ def make_folder(root: Path, subjects: int = 6, per_class: int = 2) -> Path:
     return root
 
 
-TINY = (
-    "--epochs 2 --max_steps 2 -b 4 --valbatchsize 8 --clip_len 8 --input_size 32 -j 0 --device cpu "
-    "--model_cfg base_channels=4 stage_blocks=(1,1,1)"
-)
+# custom's own model (ST-GCN++), made tiny
+TINY = "--epochs 2 --max_steps 2 -b 4 --valbatchsize 8 --clip_len 8 -j 0 --device cpu --model_cfg base_channels=6"
 EVAL = "--eval_alphas 0 --eval_corruptions occlusion:light swap:light -j 0 --device cpu"
 
 
@@ -91,11 +89,12 @@ def test_readme_commands_train_and_evaluate_a_user_declared_layout(tmp_path, mon
     (tmp_path / "my_layout.json").write_text(readme_blocks("json")[0])
     commands = [shlex.split(line) for line in readme_blocks("bash")[0].splitlines() if line.strip()]
     assert [c[:3] for c in commands] == [
-        ["python", "-m", "datasets.convert"],
+        ["python", "main.py", "convert"],
         ["python", "main.py", "custom"],
         ["python", "main.py", "custom"],
+        ["python", "main.py", "predict"],
     ]
-    convert, train, evaluate = commands
+    convert, train, evaluate, predict = commands
 
     assert convert_main(convert[3:]) == 0
     data = load_pickle("my_data.pkl")
@@ -124,9 +123,13 @@ def test_readme_commands_train_and_evaluate_a_user_declared_layout(tmp_path, mon
     best = [r for r in out["robustness"] if r["checkpoint"] == "best"]
     key = lambda r: (r["family"], r["severity"])  # noqa: E731
     assert sorted((key(r), r["top1"]) for r in again["robustness"]) == sorted((key(r), r["top1"]) for r in best)
-    # predict rebuilds the declared layout from the checkpoint alone
+    # predict rebuilds the declared layout from the checkpoint alone, on the converted file or the clip files
     preds = cli.main(["predict", "--checkpoint", "runs/mine/best.pt", "--input", "my_data.pkl", "--device", "cpu"])
     assert len(preds) == 36 and all(len(p["probs"]) == 3 for p in preds.values())
+    capsys.readouterr()
+    from_files = cli.main(predict[2:] + ["--device", "cpu"])
+    assert "accuracy on the 36 labelled clip(s): top-1" in capsys.readouterr().out
+    assert all(from_files[n]["probs"] == pytest.approx(p["probs"], abs=1e-6) for n, p in preds.items())
 
 
 # ---------------------------------------------------------------- the converter on its own

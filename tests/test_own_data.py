@@ -58,8 +58,8 @@ def hashes(folder: Path) -> dict[str, str]:
 
 
 EVAL = ("--valbatchsize", "8", "-j", "0", "--device", "cpu", "--eval_alphas", "0", "--eval_corruptions", "none")
-TINY = ("--epochs", "1", "--max_steps", "2", "-b", "4", "--clip_len", "8", "--input_size", "32",
-        "--model_cfg", "base_channels=4", "stage_blocks=(1,1,1)", *EVAL)  # fmt: skip
+# custom's own model (ST-GCN++), made tiny
+TINY = ("--epochs", "1", "--max_steps", "2", "-b", "4", "--clip_len", "8", "--model_cfg", "base_channels=6", *EVAL)
 
 
 def test_own_data_from_outside_the_repository(tmp_path):
@@ -92,7 +92,10 @@ def test_own_data_from_outside_the_repository(tmp_path):
     assert all(f.startswith("evaluate_last_on_own/") for f in set(after) - set(before))
 
     run(tmp_path, "predict", "--checkpoint", "runs/mine/last.pt", "--input", "own.pkl", "--device", "cpu")
-    # TODO(issue 22): predict on the clip folder itself (`--input clips`) once predict reads per-clip files.
+    # the clip files themselves, labels known: the accuracy and the confusion matrix
+    done = run(tmp_path, "predict", "--checkpoint", "runs/mine/last.pt", "--input", "clips", "--device", "cpu")
+    assert f"accuracy on the {len(subjects)} labelled clip(s): top-1 " in done.stdout
+    assert "confusion matrix (rows: true class, columns: predicted" in done.stdout
 
 
 def test_convert_from_main_py_names_itself_in_its_errors(tmp_path):
