@@ -48,8 +48,8 @@ class Ctx:
         ]  # fmt: skip
 
     def custom(self, file: str, *extra: str) -> list[str]:
-        """The finished run's flags on another annotation file, as the custom dataset."""
-        argv = self.base("done", *extra)
+        """The finished run's flags (its model: PoseConv3D) on another annotation file, as the custom dataset."""
+        argv = self.base("done", "--model_type", "poseconv", *extra)
         argv[0], argv[2] = "custom", str(self.data / file)
         return argv
 
@@ -134,6 +134,9 @@ def ctx(tmp_path_factory) -> Ctx:
     torch.save({"w": torch.zeros(3)}, data / "state_dict.pt")
     torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": NotATensor()}, data / "unsafe.pt")
     (data / "empty_dir").mkdir()
+    (data / "bad_clips").mkdir()
+    for i in range(13):  # thirteen malformed clip files: one line says so, the log lists them
+        (data / "bad_clips" / f"c{i}.json").write_text('{"keypoint": "nonsense", "label": 0}')
     (data / "clip.txt").write_text("1 2 3\n")
     # A checkpoint of another input (Heatmap volumes, not coordinates) for --pretrained / --tune_from.
     cli.main([*c.base("heatmap"), "--input_f", "Heatmap", "--run_dir", str(root / "other_runs")])
@@ -307,6 +310,12 @@ CASES = [
      "not a writable folder"),
     ("convert_out_not_writable", "convert", lambda c: ["msr", c["empty_dir"], "/proc/sys/o.pkl"],
      "not a writable folder"),
+    ("convert_all_clips_malformed", "convert", lambda c: ["folder", c["bad_clips"], str(c.runs / "bad.pkl"),
+                                                          "--layout", "coco17"],
+     "no clip of"),
+    ("convert_strict_malformed", "convert", lambda c: ["folder", c["bad_clips"], str(c.runs / "bad.pkl"),
+                                                       "--layout", "coco17", "--strict"],
+     "--strict stops at the first malformed file"),
     ("convert_out_is_a_folder", "convert", lambda c: ["ntu", c["empty_dir"], str(c.runs / "done")], "is a folder"),
     ("convert_missing_list_missing", "convert", lambda c: ["ntu", "--missing_list", c["nope.txt"], c["empty_dir"],
                                                            str(c.runs / "o.pkl")], "--missing_list"),

@@ -335,20 +335,24 @@ def test_convert_ntu_2d(tmp_path: Path) -> None:
 def test_cli_ntu_strict_writes_nothing_and_normal_run_writes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     src = ntu_folder(tmp_path)
     out = tmp_path / "out" / "ntu.pkl"
-    assert main(["ntu", str(src), str(out), "--strict"]) == 1
-    err = capsys.readouterr().err
+    assert main(["ntu", str(src), str(out), "--strict"]) == 2
+    [err] = capsys.readouterr().err.splitlines()  # one line, the first malformed file's
     assert f"{src}/S001C001P002R001A002.skeleton:32: joint count is 24" in err and "nothing written" in err
-    assert not out.exists()
+    assert err.startswith("python -m datasets.convert: error: ") and not out.exists()
 
     missing = write(tmp_path / "missing.txt", ["# official list", f"{ONE}.skeleton"])
     assert main(["ntu", str(src), str(out), "--missing_list", str(missing)]) == 0
     cap = capsys.readouterr()
     assert "clips: 1 converted" in cap.out and "xsub_train 1, xsub_val 0" in cap.out
     assert "1 in the missing-skeleton list" in cap.out and "malformed files: 2" in cap.out
-    assert cap.err.count(".skeleton:") == 2
+    # many bad files, one line: the details go to OUT.log
+    [note] = cap.err.splitlines()
+    assert "2 malformed clip file(s) left out, 3 skipped" in note and str(out) + ".log" in note
+    log = (tmp_path / "out" / "ntu.pkl.log").read_text().splitlines()
+    assert sum(".skeleton:" in line for line in log) == 2 and any(line.startswith("skipped ") for line in log)
     data = load_pickle(out)
     assert data["layout"] == "ntu25" and pack_annotations(data, num_classes=60).names == [TWO]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["ntu.pkl"]  # no temporary file left
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ntu.pkl", "ntu.pkl.log"]  # no temporary file left
 
 
 def test_convert_real_ntu_samples() -> None:

@@ -651,7 +651,8 @@ def summary(conv: Conversion) -> str:
     for reason, n in by_reason.most_common():
         examples = [name for name, r, _ in conv.skipped if r == reason][:3]
         lines.append(f"  {n} {reason} (e.g. {', '.join(examples)})")
-    lines.append(f"malformed files: {len(conv.problems)}" + (" (listed above)" if conv.problems else ""))
+    listed = " (each in OUT.log beside the output)" if conv.problems else ""
+    lines.append(f"malformed files: {len(conv.problems)}{listed}")
     lines.append("splits: " + ", ".join(f"{s} {len(m)}" for s, m in conv.data["split"].items()))
     return "\n".join(lines)
 
@@ -742,9 +743,27 @@ def build_parser(prog: str = "python -m datasets.convert") -> argparse.ArgumentP
     return parser
 
 
+def report_path(out: Path) -> Path:
+    """Where the converter writes its report of every skipped and malformed clip: OUT's name + .log."""
+    return out.with_name(out.name + ".log")
+
+
+def write_report(lines: list[str], out: Path) -> Path | None:
+    """Write the report lines beside OUT (report_path); None when it cannot be written (the summary stands)."""
+    path = report_path(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in lines))
+    except OSError:
+        return None
+    return path
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m datasets.convert") -> int:
-    """CLI entry point; returns the exit code (0 written, 1 strict stop, 2 a user error in one line: flags,
-    missing files, nothing to write, a layout, CSV file or label set that makes the conversion impossible).
+    """CLI entry point; returns the exit code (0 written, 2 a user error in one line: flags, missing files,
+    nothing to write, a layout, CSV file or label set that makes the conversion impossible, a malformed file
+    with --strict). Skipped and malformed clips are one line each in OUT.log (report_path), summed up in one
+    line on stderr.
     prog: the command's name in its messages (`main.py convert` when main.py runs it)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
@@ -760,9 +779,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m datasets.convert"
     if getattr(args, "missing_list", None) and not Path(args.missing_list).is_file():
         parser.error(f"--missing_list {args.missing_list} does not exist; give a file of clip names, one a line")
 
-    def report(msg: str) -> None:
-        tqdm.write(msg, file=sys.stderr)
-
+    reported: list[str] = []  # every skip and malformed file, one line each: written to the log, summed up here
+    report = reported.append
     progress = sys.stderr.isatty()
     try:
         if args.source == "ntu":
@@ -782,17 +800,23 @@ def main(argv: list[str] | None = None, prog: str = "python -m datasets.convert"
     except UserError as e:  # a bad layout, CSV file or label set: nothing can be written
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
-    except ConversionError:
-        print("stopped at the first malformed file (--strict); nothing written", file=sys.stderr)
-        return 1
+    except ConversionError as e:
+        print(f"{parser.prog}: error: {e} (--strict stops at the first malformed file; nothing written)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except FileNotFoundError as e:
         print(f"{parser.prog}: error: {e}; check SRC_DIR (and --missing_list)", file=sys.stderr)
         return 2
     print(summary(conv))
-    if not conv.data["annotations"]:
-        print(f"{parser.prog}: error: no clip of {args.src_dir} could be converted (see the summary); nothing "
+    left_out = f"{len(conv.problems)} malformed clip file(s) left out, {len(conv.skipped)} skipped"
+    if not conv.data["annotations"]:  # nothing written, not even the report: the first reason says it
+        first = f"; the first: {reported[0]}" if reported else ""
+        print(f"{parser.prog}: error: no clip of {args.src_dir} could be converted ({left_out}{first}); nothing "
               "written", file=sys.stderr)  # fmt: skip
         return 2
+    log = write_report(reported, args.out) if reported else None
+    if conv.problems:
+        print(f"{parser.prog}: note: {left_out}; each, with its reason, in {log}", file=sys.stderr)
     try:
         write_pickle_atomic(conv.data, args.out)
     except OSError as e:
