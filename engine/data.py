@@ -91,6 +91,9 @@ def load_run_data(
         train_idx, test_idx = store.split_indices(train_split), store.split_indices(test_split)
     except (ValueError, KeyError) as e:
         raise UserError(str(e.args[0])) from e
+    if not len(test_idx):  # it would be scored as 0.00 on 0 clips
+        raise UserError(f"{Path(path).name} has no clip in its test split {test_split}: give the file test clips "
+                        f"(main.py convert puts some there), or choose another --split")  # fmt: skip
     return RunData(store, Path(path), num_classes, label_map, layout, train_idx, test_idx, protocol, tuple(notes))
 
 

@@ -40,6 +40,13 @@ class LossNotFinite(UserError, FloatingPointError):
     """The loss became NaN or infinite; the run stops and its last checkpoint is kept."""
 
 
+def _lr_flags(tr: Trainer) -> str:
+    """The flags of the run's learning rate with their values, as a user would lower them."""
+    if tr.optimizer_family == "adamw":
+        return f"--lr_backbone1 (now {tr.optim.lr_backbone:g}) and --lr_head1 (now {tr.optim.lr_head:g})"
+    return f"--lr (now {tr.optim.lr:g})"
+
+
 class OutOfMemory(UserError, MemoryError):
     """The device (or the host) ran out of memory; the message names the settings that drive memory."""
 
@@ -273,7 +280,7 @@ def train_step(
         raise LossNotFinite(
             f"the loss became {loss.item()} at epoch {epoch}, step {step} "
             f"({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); the last good checkpoint is kept: "
-            "lower the learning rate, check the data for outliers, or resume from it"
+            f"lower {_lr_flags(tr)}, check the data for outliers, or resume from it"
         )
     tr.opt.zero_grad(set_to_none=True)
     tr.scaler.scale(loss).backward()

@@ -266,6 +266,7 @@ CASES = [
     ("evaluate_other_joints", "main", lambda c: c.custom("kinect20.pkl", "--evaluate", c.best), "joints"),
     ("evaluate_3d_on_2d_model", "main", lambda c: c.custom("ntu25_3d.pkl", "--evaluate", c.best), "ntu25_3d.pkl"),
     ("evaluate_no_test_clips", "main", lambda c: c.custom("no_test.pkl", "--evaluate", c.best), "test split"),
+    ("train_no_test_clips", "main", lambda c: c.custom("no_test.pkl", "--name", "fresh"), "no clip in its test split"),
     ("evaluate_bad_flag", "main", lambda c: train(c, "--evaluate", c.best, "--eval_alphas", "-1"), "--eval_alphas"),
     ("evaluate_run_dir_file", "main", lambda c: train(c, "--evaluate", c.best, "--run_dir", c["a_file"]), "a file"),
     # -- predict (main.py predict and predict.py)

@@ -539,3 +539,11 @@ def test_every_run_keeps_what_it_printed(tmp_path, ann_file, capsys):
     printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("done in")]
     log = (tmp_path / "logged" / "log.txt").read_text().splitlines()
     assert log == printed and any(line.startswith("data: ") for line in log) and log[-1].startswith("summary (")
+
+
+def test_a_loss_that_is_not_finite_names_the_flag_to_lower(tmp_path, ann_file, capsys):
+    args = base(tmp_path, ann_file, "nan", "--input_f", "Skeleton", "--lr", "1e30", "--gd", "0", *TINY_POSE)
+    with pytest.raises(SystemExit) as e:
+        cli.main(args)
+    msg = error_line(capsys, e)
+    assert msg.startswith("error: the loss became ") and "lower --lr (now 1e+30)" in msg
