@@ -743,6 +743,22 @@ def build_parser(prog: str = "python -m datasets.convert") -> argparse.ArgumentP
     return parser
 
 
+def _convert(args: argparse.Namespace, report: Callable[[str], None]) -> Conversion:
+    """The conversion main() was asked for, each skip and malformed file passed to `report`."""
+    progress = sys.stderr.isatty()
+    if args.source == "ntu":
+        listed = args.missing_list or MISSING_LISTS[args.benchmark]
+        missing = set() if args.keep_missing else read_name_list(listed)
+        return convert_ntu(args.src_dir, args.benchmark, args.two_d, args.strict, missing, report, progress)
+    if args.source == "msr":
+        return convert_msr(args.src_dir, args.two_d, args.strict, report, progress)
+    return convert_folder(
+        args.src_dir, parse_layout_arg(args.layout), args.labels, args.split_csv, args.group_field,
+        args.test_fraction, args.seed, args.protocol, tuple(args.img_shape) if args.img_shape else None,
+        args.xy_score, args.strict, report, progress,
+    )  # fmt: skip
+
+
 def report_path(out: Path) -> Path:
     """Where the converter writes its report of every skipped and malformed clip: OUT's name + .log."""
     return out.with_name(out.name + ".log")
@@ -779,24 +795,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m datasets.convert"
     if getattr(args, "missing_list", None) and not Path(args.missing_list).is_file():
         parser.error(f"--missing_list {args.missing_list} does not exist; give a file of clip names, one a line")
 
+    if args.source == "folder" and not 0 < args.test_fraction < 1:
+        parser.error(f"--test_fraction must be in (0, 1), got {args.test_fraction}")
     reported: list[str] = []  # every skip and malformed file, one line each: written to the log, summed up here
-    report = reported.append
-    progress = sys.stderr.isatty()
     try:
-        if args.source == "ntu":
-            listed = args.missing_list or MISSING_LISTS[args.benchmark]
-            missing = set() if args.keep_missing else read_name_list(listed)
-            conv = convert_ntu(args.src_dir, args.benchmark, args.two_d, args.strict, missing, report, progress)
-        elif args.source == "msr":
-            conv = convert_msr(args.src_dir, args.two_d, args.strict, report, progress)
-        else:
-            if not 0 < args.test_fraction < 1:
-                parser.error(f"--test_fraction must be in (0, 1), got {args.test_fraction}")
-            conv = convert_folder(
-                args.src_dir, parse_layout_arg(args.layout), args.labels, args.split_csv, args.group_field,
-                args.test_fraction, args.seed, args.protocol, tuple(args.img_shape) if args.img_shape else None,
-                args.xy_score, args.strict, report, progress,
-            )  # fmt: skip
+        conv = _convert(args, reported.append)
     except UserError as e:  # a bad layout, CSV file or label set: nothing can be written
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
