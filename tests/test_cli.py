@@ -279,13 +279,17 @@ def test_custom_dataset_errors(tmp_path, capsys):
     assert e.value.code == 2 and "xview_train" in capsys.readouterr().err
 
 
-def test_custom_data_defaults_to_the_small_graph_network_measured_best(tmp_path):
+def test_custom_data_defaults_to_the_setting_measured_best():
     args = opts.parse_args(["custom", "--ann_file", "x.pkl"])
-    assert (args.model_type, args.model_cfg, args.input_f) == ("stgcnpp", [("base_channels", 16)], "Skeleton")
-    assert (args.epochs, args.batch_size, args.lr, args.gamma, args.ce_views) == (80, 16, 0.1, 0.0, "both")
-    small = opts.parse_args(["custom", "--ann_file", "x.pkl", "--model_type", "poseconv", "--epochs", "3"])
-    assert small.model_cfg == [("base_channels", 16), ("stage_blocks", (2, 2, 2))] and small.epochs == 3
-    assert opts.parse_args(["ntu60"]).model_type == "poseconv"  # NTU keeps pyskl's PoseConv3D
+    assert (args.model_type, args.input_f, args.epochs) == ("poseconv", "Skeleton", 40)
+    assert (args.batch_size, args.lr) == (8, 0.05)
+    assert args.model_cfg == [("base_channels", 16), ("stage_blocks", (2, 2, 2))]
+    assert (args.gamma, args.ce_views, args.train_corruptions) == (0.0, "both", opts.SEEN_FAMILIES)
+    gcn = opts.parse_args(["custom", "--ann_file", "x.pkl", "--model_type", "stgcnpp", "--epochs", "3"])
+    assert gcn.model_cfg == [("base_channels", 16)] and gcn.epochs == 3
+    assert gcn.repair == ["swaps", "outliers", "interpolate"]
+    ntu = opts.parse_args(["ntu60"])  # NTU keeps pyskl's PoseConv3D and the general defaults
+    assert (ntu.model_type, ntu.model_cfg, ntu.train_corruptions) == ("poseconv", [], None)
 
 
 def test_3d_clips_train_poseconv_through_the_projection(tmp_path):

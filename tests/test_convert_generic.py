@@ -76,8 +76,11 @@ def make_folder(root: Path, subjects: int = 6, per_class: int = 2) -> Path:
     return root
 
 
-# custom's own model (ST-GCN++), made tiny
-TINY = "--epochs 2 --max_steps 2 -b 4 --valbatchsize 8 --clip_len 8 -j 0 --device cpu --model_cfg base_channels=6"
+# custom's own model (the small PoseConv3D), made tiny
+TINY = (
+    "--epochs 2 --max_steps 2 -b 4 --valbatchsize 8 --clip_len 8 --input_size 32 -j 0 --device cpu "
+    "--model_cfg base_channels=4 stage_blocks=(1,1,1)"
+)
 EVAL = "--eval_alphas 0 --eval_corruptions occlusion:light swap:light -j 0 --device cpu"
 
 
