@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Robustness to corruptions never seen in training, on MSR Action3D cross-subject (3D joints).
-#   scripts/unseen_benchmark.sh [MSR_DIR]     # about 85 min on the 2-core CPU, two runs at once (README)
+#   scripts/unseen_benchmark.sh [MSR_DIR]     # about 90 min on the 2-core CPU, two runs at once (docs/robustness.md)
 #   SMOKE=1 scripts/unseen_benchmark.sh       # one seed, one epoch of two steps, two families: a check that it runs
 # The suite's eight families are split once, for every model alike:
 #   seen (the suite mix trains on them):  jitter missing_joints frame_drop outliers
@@ -18,7 +18,7 @@
 #   mix_vis     mix, with --visibility (a seen / missing channel per joint)
 #   mix_all     mix over all eight families (seed 0 only): the reference for leave-one-out
 #   lofo_F      mix over the seven families other than F (seed 0 only), for every family F
-# and the small PoseConv3D on the same joints (POSE_EPOCHS epochs): ce and mix over three seeds.
+# and the small PoseConv3D on the same joints (POSE_EPOCHS epochs): the same rows but mix_all and lofo.
 # Last checkpoints, every training subject (--val_fraction 0): the settings are those chosen on a held-out
 # training subject for scripts/msr_accuracy.sh, never on the test split. Tables by scripts/compare_runs.py
 # --seen (mCA over the seen and the unseen families for every row) and scripts/lofo_table.py.
@@ -82,7 +82,7 @@ for seed in $SEEDS; do  # seed by seed, so that a stopped benchmark leaves whole
     # shellcheck disable=SC2206
     job gcn "${row}_s$seed" "${GCN[@]}" ${ROWS[$row]} --seed "$seed"
   done
-  for row in mix ce; do
+  for row in $ORDER; do
     # shellcheck disable=SC2206
     job pose "${row}_s$seed" "${POSE[@]}" ${ROWS[$row]} --seed "$seed"
   done

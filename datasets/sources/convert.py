@@ -308,7 +308,7 @@ class FolderError(UserError):
     """A problem with the whole folder conversion (its CSV files, its labels), not with one clip file."""
 
 
-_KEYPOINT_KEYS, _SCORE_KEYS = ("keypoint", "keypoints"), ("keypoint_score", "score", "scores")
+KEYPOINT_KEYS, _SCORE_KEYS = ("keypoint", "keypoints"), ("keypoint_score", "score", "scores")
 
 
 def read_csv_pairs(path: str | Path, what: str) -> dict[str, str]:
@@ -345,7 +345,7 @@ def read_clip_file(path: Path) -> dict:
         except (ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f"not a readable {path.suffix} file of plain arrays ({e})") from e
         for k, v in fields.items():
-            if k not in _KEYPOINT_KEYS + _SCORE_KEYS and v.ndim == 0:
+            if k not in KEYPOINT_KEYS + _SCORE_KEYS and v.ndim == 0:
                 fields[k] = v.item()  # label, subject: plain values
         return fields
     fields = json.loads(path.read_text())
@@ -356,7 +356,7 @@ def read_clip_file(path: Path) -> dict:
 
 def _clip_arrays(fields: dict, v: int, xy_score: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """A clip's keypoint (M, T, V, C) float32 and score (M, T, V) or None; raises ValueError (one line)."""
-    key = next((k for k in _KEYPOINT_KEYS if k in fields), None)
+    key = next((k for k in KEYPOINT_KEYS if k in fields), None)
     if key is None:
         raise ValueError(f"no keypoints: expected a 'keypoint' array, found {', '.join(map(str, fields)) or 'nothing'}")
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.sources.convert import CLIP_SUFFIXES, folder_annotation, read_clip_file
+from datasets.sources.convert import CLIP_SUFFIXES, KEYPOINT_KEYS, folder_annotation, read_clip_file
 from datasets.sources.ntu_skeleton import read_skeleton_file
 from datasets.store.annotations import KeypointStore, pack_annotations
 from datasets.store.layouts import Layout
@@ -98,7 +98,8 @@ def read_clip(path: Path, layout: Layout | None, two_d: bool, img_shape: tuple[i
         raise InputError(f"{path}: a per-clip file declares no joint layout; read it for a model, which does")
     try:
         fields = read_clip_file(path)
-        xy_score = two_d and np.shape(fields.get("keypoint", fields.get("keypoints", ())))[-1:] == (3,)
+        keypoints = next((fields[k] for k in KEYPOINT_KEYS if k in fields), ())
+        xy_score = two_d and np.shape(keypoints)[-1:] == (3,)  # (x, y, score) triples, as --xy_score reads them
         ann = folder_annotation(path.stem, fields, layout, xy_score, img_shape)
     except (OSError, ValueError) as e:  # unreadable, truncated or malformed (JSON errors are ValueErrors)
         raise InputError(f"{path}: {e}") from e
