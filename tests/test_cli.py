@@ -285,8 +285,10 @@ def test_custom_data_defaults_to_the_setting_measured_best():
     assert (args.batch_size, args.lr) == (8, 0.05)
     assert args.model_cfg == [("base_channels", 16), ("stage_blocks", (2, 2, 2))]
     assert (args.gamma, args.ce_views, args.train_corruptions) == (0.0, "both", opts.SEEN_FAMILIES)
+    assert args.visibility and not opts.parse_args(["custom", "--ann_file", "x.pkl", "--no-visibility"]).visibility
+    assert not opts.parse_args(["custom", "--ann_file", "x.pkl", "--input_f", "Heatmap"]).visibility  # volumes: none
     gcn = opts.parse_args(["custom", "--ann_file", "x.pkl", "--model_type", "stgcnpp", "--epochs", "3"])
-    assert gcn.model_cfg == [("base_channels", 16)] and gcn.epochs == 3
+    assert gcn.model_cfg == [("base_channels", 16)] and gcn.epochs == 3 and not gcn.visibility
     assert gcn.repair == ["swaps", "outliers", "interpolate"]
     ntu = opts.parse_args(["ntu60"])  # NTU keeps pyskl's PoseConv3D and the general defaults
     assert (ntu.model_type, ntu.model_cfg, ntu.train_corruptions) == ("poseconv", [], None)
