@@ -61,8 +61,7 @@ from datasets.store.annotations import KeypointStore, load_pickle, pack_annotati
 from datasets.store.layouts import Layout, choose_layout, definition  # noqa: E402
 from engine.config import EvalConfig  # noqa: E402
 from engine.evaluate import sweep_points  # noqa: E402
-from opts import DEFAULT_EVAL_ALPHAS  # noqa: E402
-from utils.argtypes import finite_float  # noqa: E402
+from opts import DEFAULT_EVAL_ALPHAS, alpha_level  # noqa: E402
 from utils.atomic import atomic_write, check_writable, write_text  # noqa: E402
 from utils.errors import OneLineParser, UserError, exit_on_user_error  # noqa: E402
 from utils.runtime import git_revision  # noqa: E402
@@ -260,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--eval_alphas",
-        type=finite_float,
+        type=alpha_level,
         nargs="+",
         default=list(DEFAULT_EVAL_ALPHAS),
         help="the jitter sweep, as main.py's flag (0 adds nothing: the clean set is always written)",
@@ -287,10 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    if any(a < 0 for a in args.eval_alphas):
-        build_parser().error("--eval_alphas must be >= 0")
-    return exit_on_user_error(PROG, run, args)
+    return exit_on_user_error(PROG, run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

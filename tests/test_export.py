@@ -249,7 +249,8 @@ def test_errors_are_one_line(tmp_path, ann_file, capsys):
     out, results = tmp_path / "bench", tmp_path / "results"
     assert "no split 'nope'" in fails(export.main, [str(ann_file), str(out), "--split", "nope"])
     assert "unknown corruption" in fails(export.main, [str(ann_file), str(out), "--eval_corruptions", "fog"])
-    assert ">= 0" in fails(export.main, [str(ann_file), str(out), "--eval_alphas", "-1"])
+    msg = fails(export.main, [str(ann_file), str(out), "--eval_alphas", "-1"])
+    assert "--eval_alphas: must be a finite number in [0, 10], got -1" in msg
     manifest = export.main([str(ann_file), str(out), "--eval_corruptions", "swap:0.5", "--eval_alphas", "0"])
     n = len(manifest["clips"])
     labels = np.array([c["label"] for c in manifest["clips"]])
