@@ -19,9 +19,9 @@ from datasets.sources.inputs import InputError, pack_unlabelled, read_input
 from datasets.store.label_maps import class_names
 from engine.checkpoint import check_fits, check_layout, load_run_model
 from engine.data import eval_dataset, make_loader
-from engine.evaluate import predict_probs
+from engine.evaluate import accuracy, predict_probs
 from utils.atomic import check_writable, write_text
-from utils.runtime import setup_runtime
+from utils.runtime import Runtime, setup_runtime
 
 TOP_K = 5
 
@@ -59,7 +59,9 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np
     return out
 
 
-def accuracy_lines(labels: np.ndarray, probs: np.ndarray, names: list[str], full_up_to: int = 20) -> list[str]:
+def accuracy_lines(
+    labels: np.ndarray, probs: np.ndarray, names: list[str], rt: Runtime, full_up_to: int = 20
+) -> list[str]:
     """What predict prints for the clips whose label is known (labels >= 0; none: nothing): top-1 and top-5
     accuracy, then the confusion matrix (rows true, columns predicted) of the classes that occur, in full
     up to `full_up_to` of them, else its five largest off-diagonal cells. labels: (N,); probs: (N, K)."""
@@ -67,10 +69,10 @@ def accuracy_lines(labels: np.ndarray, probs: np.ndarray, names: list[str], full
     if not known.any():
         return []
     y, p = labels[known], probs[known]
+    acc = accuracy(y, p, rt)  # its top-5 is a top-k of k = min(5, classes)
     k = min(TOP_K, p.shape[1])
-    top1 = float((p.argmax(1) == y).mean())
-    topk = float((np.argsort(-p, axis=1, kind="stable")[:, :k] == y[:, None]).any(1).mean())
-    lines = [f"accuracy on the {known.sum()} labelled clip(s): top-1 {100 * top1:.2f}%, top-{k} {100 * topk:.2f}%"]
+    lines = [f"accuracy on the {acc['clips']} labelled clip(s): top-1 {100 * acc['top1']:.2f}%, "
+             f"top-{k} {100 * acc['top5']:.2f}%"]  # fmt: skip
     cm = confusion(y, p.argmax(1), p.shape[1])
     used = np.flatnonzero(cm.sum(0) + cm.sum(1))
     if len(used) <= full_up_to:
@@ -141,7 +143,7 @@ def run_predict(opts: PredictOptions) -> dict:
         for cid, cname, prob in top:
             print(f"  {100 * prob:5.1f}%  {cid:>3d}  {cname}")
         results[name] = {"probs": p.tolist(), "top5": top, "label": label}
-    for line in accuracy_lines(np.asarray(labels)[indices], probs, names):
+    for line in accuracy_lines(np.asarray(labels, dtype=np.int64)[indices], probs, names, rt):
         print(line)
     if opts.save_probs:
         write_text(opts.save_probs, json.dumps(results, indent=1), "--save_probs")

@@ -349,14 +349,16 @@ def test_per_clip_files_and_folders_give_the_pickles_probabilities_and_the_accur
 
 def test_accuracy_lines_count_only_labelled_clips_and_summarise_large_confusions():
     from engine.predict import accuracy_lines, confusion
+    from utils.runtime import setup_runtime
 
+    rt = setup_runtime("cpu", None, "none")[0]
     probs = np.eye(4)[[0, 1, 1, 3, 2]] * 0.9 + 0.025  # predicted 0, 1, 1, 3, 2
     labels = np.array([0, 2, 1, -1, 2])
-    lines = accuracy_lines(labels, probs, ["a", "b", "c", "d"])
+    lines = accuracy_lines(labels, probs, ["a", "b", "c", "d"], rt)
     assert lines[0] == "accuracy on the 4 labelled clip(s): top-1 75.00%, top-4 100.00%"
     assert lines[2].split() == ["0", "1", "2"] and lines[4].split() == ["1", "0", "1", "0"]
     assert lines[5].split() == ["2", "0", "1", "1"]  # the true c clips: one taken for b, one right
-    assert accuracy_lines(np.array([-1, -1]), probs[:2], list("abcd")) == []
-    summary = accuracy_lines(labels, probs, list("abcd"), full_up_to=2)
+    assert accuracy_lines(np.array([-1, -1]), probs[:2], list("abcd"), rt) == []
+    summary = accuracy_lines(labels, probs, list("abcd"), rt, full_up_to=2)
     assert summary[1] == "most confused (true -> predicted: clips): c -> b: 1"
     assert confusion(np.array([0, 0, 1]), np.array([1, 1, 1]), 2).tolist() == [[0, 2], [0, 1]]

@@ -304,6 +304,11 @@ def _msr_clip(
 CLIP_SUFFIXES = (".npy", ".npz", ".json")
 
 
+def clip_files(folder: Path) -> list[Path]:
+    """The per-clip files (CLIP_SUFFIXES) under `folder`, searched recursively, in path order."""
+    return sorted((p for p in folder.rglob("*") if p.suffix in CLIP_SUFFIXES and p.is_file()), key=str)
+
+
 class FolderError(UserError):
     """A problem with the whole folder conversion (its CSV files, its labels), not with one clip file."""
 
@@ -470,7 +475,7 @@ def convert_folder(
     layout's declaration dict (datasets/store/layouts.py), so the file is self-describing.
     """
     src = Path(src_dir)
-    files = sorted((p for p in src.rglob("*") if p.suffix in CLIP_SUFFIXES and p.is_file()), key=lambda p: str(p))
+    files = clip_files(src)
     if not files:
         raise FileNotFoundError(f"no {', '.join(CLIP_SUFFIXES)} clip files under {src_dir}")
     csv_labels = read_csv_pairs(labels_csv, "label") if labels_csv else None

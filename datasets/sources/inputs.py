@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.sources.convert import CLIP_SUFFIXES, KEYPOINT_KEYS, folder_annotation, read_clip_file
+from datasets.sources.convert import CLIP_SUFFIXES, KEYPOINT_KEYS, clip_files, folder_annotation, read_clip_file
 from datasets.sources.ntu_skeleton import read_skeleton_file
 from datasets.store.annotations import KeypointStore, pack_annotations
 from datasets.store.layouts import Layout
@@ -109,7 +109,7 @@ def read_clip(path: Path, layout: Layout | None, two_d: bool, img_shape: tuple[i
 def read_clip_folder(folder: Path, layout: Layout | None, two_d: bool, img_shape: tuple[int, int] | None) -> list[dict]:
     """Every per-clip file under `folder` (searched recursively, in path order), as `read_clip` reads it;
     the first that cannot be read stops it, named, in one line."""
-    files = sorted((p for p in folder.rglob("*") if p.suffix in CLIP_SUFFIXES and p.is_file()), key=str)
+    files = clip_files(folder)
     if not files:
         raise InputError(f"input folder {folder} holds no {', '.join(CLIP_SUFFIXES)} clip files")
     return [read_clip(p, layout, two_d, img_shape) for p in files]
